@@ -1,0 +1,34 @@
+# account-worker: `make demo` runs the demo, `make test` runs every test.
+# Both install what they need (librdkafka-dev, kcat) when it is missing.
+
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+APT_PACKAGES := librdkafka-dev kcat
+
+.PHONY: deps build release test demo bench lint clean
+
+deps:
+	@missing=""; \
+	dpkg -s librdkafka-dev >/dev/null 2>&1 || missing="$$missing librdkafka-dev"; \
+	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: deps
+	$(SWIFT) build --product account-worker
+	$$($(SWIFT) build --show-bin-path)/account-worker demo
+
+clean:
+	rm -rf .build

@@ -1,0 +1,167 @@
+import DequeModule
+
+/// The consumer's shared state: the event buffer between the poll thread and
+/// the Swift iterator, the revocation handshake, and the close sequence.
+/// Transitions return what to do; the caller does it outside the lock.
+struct ConsumerStateMachine {
+    enum Phase {
+        case running
+        case closing
+        case closed
+    }
+
+    private(set) var phase: Phase = .running
+    private var buffer = Deque<KafkaConsumerEvent>()
+    private var waiter: CheckedContinuation<KafkaConsumerEvent?, any Error>?
+    private var waiterCancelled = false
+    /// A revocation was surfaced; the poll thread waits until it is acknowledged.
+    private(set) var revocationPending = false
+    private var revocationHandedOut = false
+    private(set) var assignment: Set<KafkaTopicPartition> = []
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var failure: KafkaError?
+    let bufferLimit: Int
+
+    init(bufferLimit: Int) {
+        self.bufferLimit = max(1, bufferLimit)
+    }
+
+    // MARK: Poll thread
+
+    enum PollAction {
+        case poll
+        case waitForRoom
+        case close
+    }
+
+    func nextPollAction() -> PollAction {
+        switch phase {
+        case .running: buffer.count >= bufferLimit ? .waitForRoom : .poll
+        case .closing, .closed: .close
+        }
+    }
+
+    /// Adds an event; returns the iterator to resume with it, if one waits.
+    mutating func enqueue(
+        _ event: KafkaConsumerEvent
+    ) -> CheckedContinuation<KafkaConsumerEvent?, any Error>? {
+        guard phase == .running else { return nil }
+        switch event {
+        case .partitionsAssigned(let partitions):
+            assignment.formUnion(partitions)
+        case .partitionsRevoked:
+            revocationPending = true
+        case .message:
+            break
+        }
+        if let waiter {
+            self.waiter = nil
+            markHandedOut(event)
+            return waiter
+        }
+        buffer.append(event)
+        return nil
+    }
+
+    mutating func revoked(_ partitions: [KafkaTopicPartition]) {
+        assignment.subtract(partitions)
+    }
+
+    /// Whether the poll thread should keep waiting for the revocation handshake.
+    var mustWaitForRevocation: Bool {
+        revocationPending && phase == .running
+    }
+
+    mutating func fail(_ error: KafkaError) {
+        if failure == nil { failure = error }
+        if phase == .running { phase = .closing }
+    }
+
+    /// The poll thread has closed the consumer: returns everyone to wake.
+    mutating func closed() -> (
+        waiter: CheckedContinuation<KafkaConsumerEvent?, any Error>?,
+        closeWaiters: [CheckedContinuation<Void, Never>],
+        failure: KafkaError?
+    ) {
+        phase = .closed
+        buffer.removeAll()
+        assignment.removeAll()
+        revocationPending = false
+        let result = (waiter, closeWaiters, failure)
+        waiter = nil
+        closeWaiters = []
+        return result
+    }
+
+    // MARK: Iterator
+
+    enum NextAction {
+        case event(KafkaConsumerEvent)
+        case finished(KafkaError?)
+        case suspended
+    }
+
+    /// Called at the start of every `next()`: the previous revocation, if
+    /// any, is now acknowledged. Returns true when the poll thread must be woken.
+    mutating func acknowledgeRevocation() -> Bool {
+        guard revocationHandedOut else { return false }
+        revocationHandedOut = false
+        revocationPending = false
+        return true
+    }
+
+    mutating func next(_ continuation: CheckedContinuation<KafkaConsumerEvent?, any Error>) -> NextAction {
+        if let event = buffer.popFirst() {
+            markHandedOut(event)
+            return .event(event)
+        }
+        if phase == .closed {
+            return .finished(failure)
+        }
+        if waiterCancelled {
+            waiterCancelled = false
+            return .finished(nil)
+        }
+        precondition(waiter == nil, "KafkaConsumer events can only be iterated by one task at a time")
+        waiter = continuation
+        return .suspended
+    }
+
+    mutating func cancelWaiter() -> CheckedContinuation<KafkaConsumerEvent?, any Error>? {
+        guard let waiter else {
+            waiterCancelled = true
+            return nil
+        }
+        self.waiter = nil
+        return waiter
+    }
+
+    /// Whether the buffer just dropped below its limit (the poll thread may resume).
+    var hasRoom: Bool { buffer.count < bufferLimit }
+
+    private mutating func markHandedOut(_ event: KafkaConsumerEvent) {
+        if case .partitionsRevoked = event { revocationHandedOut = true }
+    }
+
+    // MARK: Close
+
+    enum CloseAction {
+        case wait
+        case alreadyClosed
+    }
+
+    mutating func close(_ continuation: CheckedContinuation<Void, Never>) -> CloseAction {
+        switch phase {
+        case .closed:
+            return .alreadyClosed
+        case .running, .closing:
+            phase = .closing
+            closeWaiters.append(continuation)
+            return .wait
+        }
+    }
+
+    mutating func requestClose() {
+        if phase == .running { phase = .closing }
+    }
+}

@@ -1,0 +1,108 @@
+/// How a consumer group divides partitions among its members.
+public enum KafkaAssignmentStrategy: String, Sendable {
+    /// Incremental rebalancing: only moved partitions are revoked.
+    case cooperativeSticky = "cooperative-sticky"
+    /// Eager: every rebalance revokes all partitions first.
+    case range = "range"
+    /// Eager, round-robin placement.
+    case roundRobin = "roundrobin"
+}
+
+/// Where a consumer starts in a partition that has no committed offset.
+public enum KafkaAutoOffsetReset: String, Sendable {
+    case earliest
+    case latest
+    case error
+}
+
+/// Settings shared by consumers and producers.
+///
+/// Typed settings cover the common cases; `properties` passes any librdkafka
+/// property through unchanged and wins over a typed setting.
+public struct KafkaClientConfiguration: Sendable {
+    /// Bootstrap servers, e.g. `["broker-1:9092", "broker-2:9092"]`.
+    public var bootstrapServers: [String]
+    /// `client.id`, visible in broker logs and metrics.
+    public var clientID: String = "account-worker"
+    /// Any librdkafka property (`security.protocol`, `sasl.password`, ...).
+    /// Values are never logged.
+    public var properties: [String: String] = [:]
+
+    public init(bootstrapServers: [String]) {
+        self.bootstrapServers = bootstrapServers
+    }
+
+    var rdKafkaProperties: [String: String] {
+        [
+            "bootstrap.servers": bootstrapServers.joined(separator: ","),
+            "client.id": clientID,
+        ]
+    }
+}
+
+/// Consumer settings. Offsets are never stored or committed automatically:
+/// the caller commits explicit offsets.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var client: KafkaClientConfiguration
+    public var groupID: String
+    public var topics: [String]
+    public var assignmentStrategy: KafkaAssignmentStrategy = .cooperativeSticky
+    public var autoOffsetReset: KafkaAutoOffsetReset = .earliest
+    public var sessionTimeout: Duration = .seconds(45)
+    public var heartbeatInterval: Duration = .seconds(3)
+    /// How long the poll thread waits for a record in one call.
+    public var pollTimeout: Duration = .milliseconds(100)
+    /// Events buffered in Swift before the poll thread stops polling.
+    public var eventBufferSize: Int = 1024
+
+    public init(client: KafkaClientConfiguration, groupID: String, topics: [String]) {
+        self.client = client
+        self.groupID = groupID
+        self.topics = topics
+    }
+
+    var rdKafkaProperties: [String: String] {
+        var properties = client.rdKafkaProperties
+        properties["group.id"] = groupID
+        properties["enable.auto.commit"] = "false"
+        properties["enable.auto.offset.store"] = "false"
+        properties["partition.assignment.strategy"] = assignmentStrategy.rawValue
+        properties["auto.offset.reset"] = autoOffsetReset.rawValue
+        properties["session.timeout.ms"] = String(sessionTimeout.milliseconds)
+        properties["heartbeat.interval.ms"] = String(heartbeatInterval.milliseconds)
+        properties.merge(client.properties) { _, passThrough in passThrough }
+        return properties
+    }
+}
+
+/// Producer settings. Defaults favour durability: `acks=all` and the
+/// idempotent producer, so retried sends never duplicate or reorder records.
+public struct KafkaProducerConfiguration: Sendable {
+    public var client: KafkaClientConfiguration
+    public var acks: String = "all"
+    public var idempotence: Bool = true
+    /// How long a record may wait for delivery, retries included.
+    public var messageTimeout: Duration = .seconds(60)
+    public var linger: Duration = .milliseconds(5)
+
+    public init(client: KafkaClientConfiguration) {
+        self.client = client
+    }
+
+    var rdKafkaProperties: [String: String] {
+        var properties = client.rdKafkaProperties
+        properties["acks"] = acks
+        properties["enable.idempotence"] = idempotence ? "true" : "false"
+        properties["message.timeout.ms"] = String(messageTimeout.milliseconds)
+        properties["linger.ms"] = String(linger.milliseconds)
+        properties.merge(client.properties) { _, passThrough in passThrough }
+        return properties
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Kafka
+import Synchronization
+import Testing
+
+@Suite("Consumer groups and rebalancing", .timeLimit(.minutes(3)))
+struct GroupTests {
+    @Test(
+        "two members split the partitions; when one leaves the other takes them over",
+        arguments: [KafkaAssignmentStrategy.cooperativeSticky, .range]
+    )
+    func splitAndTakeOver(strategy: KafkaAssignmentStrategy) async throws {
+        let env = try KafkaTestEnvironment()
+        let topic = try env.makeTopic(partitions: 4)
+        let group = env.uniqueGroup()
+        let all: Set<Int32> = [0, 1, 2, 3]
+
+        let first = try env.consumer(group: group, topics: [topic], strategy: strategy)
+        let firstEvents = EventCollector(first)
+        try await firstEvents.wait(for: "first member owns all partitions") { _ in
+            Set(first.assignment.map(\.partition)) == all
+        }
+
+        let second = try env.consumer(group: group, topics: [topic], strategy: strategy)
+        let secondEvents = EventCollector(second)
+        try await secondEvents.wait(for: "the partitions split 2/2") { _ in
+            first.assignment.count == 2 && second.assignment.count == 2
+        }
+        let firstHalf = Set(first.assignment.map(\.partition))
+        let secondHalf = Set(second.assignment.map(\.partition))
+        #expect(firstHalf.isDisjoint(with: secondHalf))
+        #expect(firstHalf.union(secondHalf) == all)
+
+        // Records reach whichever member owns their partition, each exactly once.
+        let producer = try env.producer()
+        for partition in all {
+            try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "p\(partition)".bytes, partition: partition))
+        }
+        try await firstEvents.waitForMessages(2)
+        try await secondEvents.waitForMessages(2)
+        #expect(Set(firstEvents.messages.map(\.partition)) == firstHalf)
+        #expect(Set(secondEvents.messages.map(\.partition)) == secondHalf)
+
+        await second.close()
+        await secondEvents.finish()
+        try await firstEvents.wait(for: "first member takes over") { _ in
+            Set(first.assignment.map(\.partition)) == all
+        }
+
+        let sorted = { (set: Set<Int32>) in "\(set.sorted())" }
+        switch strategy {
+        case .cooperativeSticky:
+            // Incremental: only the moved partitions are revoked, then given back.
+            #expect(
+                firstEvents.rebalances == [
+                    "assigned \(sorted(all))", "revoked \(sorted(secondHalf))", "assigned \(sorted(secondHalf))",
+                ]
+            )
+        default:
+            // Eager: every rebalance revokes the whole assignment before the
+            // next one (the group may go through extra generations while the
+            // second member joins), and it ends owning everything again.
+            var owned: [String]? = nil
+            for entry in firstEvents.rebalances {
+                if entry.hasPrefix("assigned ") {
+                    #expect(owned == nil, "assigned twice without a revocation: \(firstEvents.rebalances)")
+                    owned = [String(entry.dropFirst("assigned ".count))]
+                } else {
+                    #expect(owned == [String(entry.dropFirst("revoked ".count))], "revoked other than owned: \(firstEvents.rebalances)")
+                    owned = nil
+                }
+            }
+            #expect(firstEvents.rebalances.contains("revoked \(sorted(all))"))
+            #expect(firstEvents.rebalances.last == "assigned \(sorted(all))")
+        }
+        #expect(secondEvents.rebalances.last == "assigned \(sorted(secondHalf))")
+        await first.close()
+        await firstEvents.finish()
+        await producer.close()
+    }
+
+    @Test("a revocation waits for the Swift side: the new owner starts after the old one committed")
+    func revocationWaitsForSwift() async throws {
+        let env = try KafkaTestEnvironment()
+        let topic = try env.makeTopic(partitions: 2)
+        let group = env.uniqueGroup()
+        let producer = try env.producer()
+        for partition: Int32 in [0, 1] {
+            for index in 0..<3 {
+                try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "m\(index)".bytes, partition: partition))
+            }
+        }
+
+        let handledAt = Mutex<ContinuousClock.Instant?>(nil)
+        let first = try env.consumer(group: group, topics: [topic])
+        let firstEvents = EventCollector(first) { event in
+            guard case .partitionsRevoked(let partitions, _) = event else { return }
+            // Pretend to drain slowly, then commit everything read so far.
+            try? await Task.sleep(for: .milliseconds(800))
+            let offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(3)) })
+            try? await first.commit(offsets)
+            handledAt.withLock { $0 = .now }
+        }
+        try await firstEvents.waitForMessages(6)
+
+        let assignedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let second = try env.consumer(group: group, topics: [topic])
+        let secondEvents = EventCollector(second) { event in
+            if case .partitionsAssigned = event {
+                assignedAt.withLock { $0 = $0 ?? .now }
+            }
+        }
+        try await secondEvents.waitForAssignment()
+        let handled = try #require(handledAt.withLock { $0 })
+        let assigned = try #require(assignedAt.withLock { $0 })
+        #expect(handled < assigned, "the new owner was assigned before the old one finished its revocation")
+        // Its committed offset was honoured: nothing is read again.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(secondEvents.messages.isEmpty)
+
+        await second.close()
+        await first.close()
+        await secondEvents.finish()
+        await firstEvents.finish()
+        await producer.close()
+    }
+}
