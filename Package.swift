@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "Kafka",
                 "UseAPI",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,6 +82,10 @@ let package = Package(
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka"]
+        ),
+        .testTarget(
+            name: "AccountWorkerTests",
+            dependencies: ["AccountWorker", "Kafka", "UseAPI"]
         ),
         .testTarget(
             name: "UseAPITests",

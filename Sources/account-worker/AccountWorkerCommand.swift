@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct AccountWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account-worker",
+        abstract: "Applies Runway account-configuration commands from Kafka to useapi.net.",
+        version: accountWorkerVersion,
+        subcommands: [SimulateUseAPICommand.self]
+    )
+}
+
+let accountWorkerVersion = "0.1.0"
