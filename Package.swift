@@ -85,7 +85,15 @@ let package = Package(
         ),
         .testTarget(
             name: "AccountWorkerTests",
-            dependencies: ["AccountWorker", "Kafka", "UseAPI"]
+            dependencies: [
+                "AccountWorker",
+                "Kafka",
+                "UseAPI",
+                "UseAPISimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "UseAPITests",

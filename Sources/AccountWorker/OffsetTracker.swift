@@ -59,10 +59,12 @@ public struct OffsetTracker: Sendable {
     }
 
     /// Offsets that moved since they were last taken; marks them as taken.
-    public mutating func takeCommits(for only: Set<KafkaTopicPartition>? = nil) -> [KafkaTopicPartition: Int64] {
+    /// With `force`, every known offset is returned even if unchanged (for the
+    /// synchronous commits of revocation and shutdown, after an async one may have failed).
+    public mutating func takeCommits(for only: Set<KafkaTopicPartition>? = nil, force: Bool = false) -> [KafkaTopicPartition: Int64] {
         var commits: [KafkaTopicPartition: Int64] = [:]
         for (partition, state) in partitions where only?.contains(partition) ?? true {
-            guard let offset = state.inFlight.first?.offset ?? state.nextOffset, offset != state.committed else { continue }
+            guard let offset = state.inFlight.first?.offset ?? state.nextOffset, force || offset != state.committed else { continue }
             commits[partition] = offset
             partitions[partition]?.committed = offset
         }

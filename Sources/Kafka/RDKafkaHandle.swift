@@ -140,7 +140,8 @@ private let rdKafkaErrorCallback:
         let err = rd_kafka_resp_err_t(rawValue: code)
         let isFatal = err == RD_KAFKA_RESP_ERR__FATAL
         context.logger.log(
-            level: isFatal ? .error : .warning,
+            // Non-fatal errors are also logged by librdkafka itself (log callback).
+            level: isFatal ? .error : .debug,
             "Kafka client error",
             metadata: [
                 "kafka.error.name": .string(String(cString: rd_kafka_err2name(err))),

@@ -1,3 +1,4 @@
+import AccountWorker
 import ArgumentParser
 
 @main
@@ -6,8 +7,7 @@ struct AccountWorkerCommand: AsyncParsableCommand {
         commandName: "account-worker",
         abstract: "Applies Runway account-configuration commands from Kafka to useapi.net.",
         version: accountWorkerVersion,
-        subcommands: [SimulateUseAPICommand.self]
+        subcommands: [RunCommand.self, SimulateUseAPICommand.self]
     )
 }
 
-let accountWorkerVersion = "0.1.0"

@@ -1,0 +1,197 @@
+import Foundation
+
+/// A setting that is missing or malformed. `description` is the one line
+/// printed at start-up: it names the setting and never shows a secret.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// The environment variable at fault, e.g. `MAX_IN_FLIGHT`.
+    public var setting: String
+    public var message: String
+
+    public init(setting: String, message: String) {
+        self.setting = setting
+        self.message = message
+    }
+
+    public var description: String { "invalid configuration: \(setting): \(message)" }
+}
+
+/// The worker's settings, per the contract's configuration table. Every
+/// setting comes from the environment; `account-worker run` flags override it.
+public struct WorkerSettings: Sendable {
+    public var brokers: [String]
+    public var groupID = "runway-account-worker"
+    /// librdkafka properties from `KAFKA_CONFIG_<NAME>` (values may be secrets).
+    public var kafkaProperties: [String: String] = [:]
+    public var commandTopic = "runway.accounts.commands"
+    public var resultTopic = "runway.accounts.results"
+    /// `nil` disables the dead-letter topic.
+    public var dlqTopic: String? = "runway.accounts.dlq"
+    public var useapiBaseURL = "https://api.useapi.net"
+    /// The useapi token (a secret).
+    public var useapiToken: String
+    public var maxInFlight = 8
+    public var maxAttempts = 5
+    public var breakerThreshold = 10
+    public var requestTimeout: Duration = .seconds(30)
+    public var shutdownTimeout: Duration = .seconds(30)
+    public var maxCommandBytes = 65_536
+    /// 0 disables the HTTP endpoints.
+    public var httpPort = 8080
+    public var logLevel = "info"
+    public var logFormat = "json"
+    public var workerID: String
+    /// Commands held in memory at most before fetching pauses.
+    public var maxBufferedCommands = 256
+    /// Retry backoff: the first ceiling, and the cap of every wait.
+    public var retryBaseDelay: Duration = .milliseconds(500)
+    public var retryMaxDelay: Duration = .seconds(60)
+    public var commitInterval: Duration = .seconds(1)
+
+    public init(brokers: [String], useapiToken: String, workerID: String) {
+        self.brokers = brokers
+        self.useapiToken = useapiToken
+        self.workerID = workerID
+    }
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Reads the settings from environment variables.
+    public static func parse(
+        environment: [String: String],
+        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+    ) throws(ConfigurationError) -> WorkerSettings {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name] else { return nil }
+            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>, default fallback: Int) throws(ConfigurationError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(
+                    setting: name,
+                    message: "must be an integer from \(range.lowerBound) to \(range.upperBound), got \"\(text.prefix(40))\""
+                )
+            }
+            return number
+        }
+        func topic(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
+            guard let text = environment[name] else { return fallback }
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { throw ConfigurationError(setting: name, message: "must not be empty") }
+            guard trimmed.count <= 249, trimmed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+                throw ConfigurationError(setting: name, message: "is not a valid Kafka topic name")
+            }
+            return trimmed
+        }
+
+        guard let brokerList = value("KAFKA_BROKERS") else {
+            throw ConfigurationError(setting: "KAFKA_BROKERS", message: "is required (bootstrap servers, e.g. kafka-1:9092,kafka-2:9092)")
+        }
+        let brokers = brokerList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !brokers.isEmpty else { throw ConfigurationError(setting: "KAFKA_BROKERS", message: "lists no broker") }
+
+        let token: String
+        switch (value("USEAPI_TOKEN"), value("USEAPI_TOKEN_FILE")) {
+        case (nil, nil):
+            throw ConfigurationError(setting: "USEAPI_TOKEN", message: "is required (or USEAPI_TOKEN_FILE, a file holding it)")
+        case (_?, _?):
+            throw ConfigurationError(setting: "USEAPI_TOKEN_FILE", message: "set either USEAPI_TOKEN or USEAPI_TOKEN_FILE, not both")
+        case (let direct?, nil):
+            token = direct
+        case (nil, let path?):
+            let contents: String
+            do {
+                contents = try readFile(path)
+            } catch {
+                throw ConfigurationError(setting: "USEAPI_TOKEN_FILE", message: "cannot read \(path)")
+            }
+            token = contents.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty else { throw ConfigurationError(setting: "USEAPI_TOKEN_FILE", message: "\(path) is empty") }
+        }
+        guard !token.contains(where: { $0.isNewline || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else {
+            throw ConfigurationError(setting: value("USEAPI_TOKEN_FILE") == nil ? "USEAPI_TOKEN" : "USEAPI_TOKEN_FILE", message: "contains control characters")
+        }
+
+        let workerID = value("WORKER_ID") ?? ProcessInfo.processInfo.hostName
+        var settings = WorkerSettings(brokers: brokers, useapiToken: token, workerID: workerID)
+        settings.groupID = value("KAFKA_GROUP_ID") ?? settings.groupID
+        settings.commandTopic = try topic("COMMAND_TOPIC", default: settings.commandTopic)
+        settings.resultTopic = try topic("RESULT_TOPIC", default: settings.resultTopic)
+        if let dlq = environment["DLQ_TOPIC"], dlq.trimmingCharacters(in: .whitespaces).isEmpty {
+            settings.dlqTopic = nil
+        } else {
+            settings.dlqTopic = try topic("DLQ_TOPIC", default: "runway.accounts.dlq")
+        }
+
+        if let base = value("USEAPI_BASE_URL") {
+            guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                url.host?.isEmpty == false, url.query == nil
+            else {
+                throw ConfigurationError(setting: "USEAPI_BASE_URL", message: "must be an http(s) URL such as https://api.useapi.net")
+            }
+            settings.useapiBaseURL = base
+        }
+        settings.maxInFlight = try integer("MAX_IN_FLIGHT", 1...1024, default: settings.maxInFlight)
+        settings.maxAttempts = try integer("MAX_ATTEMPTS", 1...100, default: settings.maxAttempts)
+        settings.breakerThreshold = try integer("BREAKER_THRESHOLD", 1...10_000, default: settings.breakerThreshold)
+        settings.requestTimeout = .milliseconds(try integer("REQUEST_TIMEOUT_MS", 1...3_600_000, default: 30_000))
+        settings.shutdownTimeout = .milliseconds(try integer("SHUTDOWN_TIMEOUT_MS", 0...3_600_000, default: 30_000))
+        settings.maxCommandBytes = try integer("MAX_COMMAND_BYTES", 1...16 << 20, default: settings.maxCommandBytes)
+        settings.httpPort = try integer("HTTP_PORT", 0...65_535, default: settings.httpPort)
+        settings.maxBufferedCommands = try integer(
+            "MAX_BUFFERED_COMMANDS", 1...1_000_000, default: max(settings.maxBufferedCommands, settings.maxInFlight * 4)
+        )
+        settings.logLevel = value("LOG_LEVEL")?.lowercased() ?? settings.logLevel
+        guard logLevels.contains(settings.logLevel) else {
+            throw ConfigurationError(setting: "LOG_LEVEL", message: "must be one of \(logLevels.joined(separator: ", "))")
+        }
+        settings.logFormat = value("LOG_FORMAT")?.lowercased() ?? settings.logFormat
+        guard ["json", "text"].contains(settings.logFormat) else {
+            throw ConfigurationError(setting: "LOG_FORMAT", message: "must be json or text")
+        }
+        for (name, rawValue) in environment where name.hasPrefix("KAFKA_CONFIG_") {
+            let suffix = name.dropFirst("KAFKA_CONFIG_".count)
+            guard !suffix.isEmpty else { throw ConfigurationError(setting: name, message: "names no property") }
+            settings.kafkaProperties[kafkaPropertyName(suffix)] = rawValue
+        }
+        return settings
+    }
+
+    /// `SECURITY_PROTOCOL` → `security.protocol`.
+    static func kafkaPropertyName(_ suffix: Substring) -> String {
+        suffix.lowercased().replacingOccurrences(of: "_", with: ".")
+    }
+
+    /// The environment variable behind a librdkafka property, for error lines.
+    public static func environmentName(forKafkaProperty property: String) -> String {
+        "KAFKA_CONFIG_" + property.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    /// The effective configuration for the start-up log line: secrets redacted.
+    public var redactedSummary: [String: String] {
+        var summary: [String: String] = [
+            "kafka.brokers": brokers.joined(separator: ","),
+            "kafka.group_id": groupID,
+            "topic.commands": commandTopic,
+            "topic.results": resultTopic,
+            "topic.dlq": dlqTopic ?? "(disabled)",
+            "useapi.base_url": useapiBaseURL,
+            "useapi.token": "<redacted>",
+            "max_in_flight": String(maxInFlight),
+            "max_attempts": String(maxAttempts),
+            "breaker_threshold": String(breakerThreshold),
+            "request_timeout_ms": String(requestTimeout.components.seconds * 1000 + requestTimeout.components.attoseconds / 1_000_000_000_000_000),
+            "shutdown_timeout_ms": String(shutdownTimeout.components.seconds * 1000 + shutdownTimeout.components.attoseconds / 1_000_000_000_000_000),
+            "max_command_bytes": String(maxCommandBytes),
+            "max_buffered_commands": String(maxBufferedCommands),
+            "http_port": String(httpPort),
+            "worker_id": workerID,
+        ]
+        for name in kafkaProperties.keys {
+            // Property names are safe to show; their values may be secrets.
+            summary["kafka.config.\(name)"] = "<set>"
+        }
+        return summary
+    }
+}

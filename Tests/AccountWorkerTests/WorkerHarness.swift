@@ -1,0 +1,281 @@
+import AccountWorker
+import AsyncHTTPClient
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+import UseAPI
+import UseAPISimulator
+
+let workerTestToken = "user:777-WorkerTestToken0123"
+
+struct HarnessTimeout: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A published result or dead letter, as a downstream consumer sees it.
+struct Received: Sendable {
+    let topic: String
+    let key: String?
+    let headers: [KafkaHeader]
+    let raw: String
+    let json: TestJSON
+
+    subscript(field: String) -> TestJSON? { json[field] }
+    var commandId: String? { json["commandId"]?.string }
+    var status: String? { json["status"]?.string }
+    var code: Int? { json["code"]?.int }
+    var attempts: Int? { json["attempts"]?.int }
+    var email: String? { json["email"]?.string }
+    var worker: String? { json["worker"]?.string }
+    var stage: String? { json["stage"]?.string }
+    var offset: Int? { json["source"]?["offset"]?.int }
+}
+
+/// Log lines captured from the worker, to check that no secret reaches them.
+final class LogCapture: Sendable {
+    let lines = Mutex<[String]>([])
+
+    func logger(label: String = "worker-test") -> Logger {
+        Logger(label: label) { _ in Handler(capture: self) }
+    }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.lines.withLock { $0.append("\(event.level) \(event.message) \(merged)") }
+        }
+    }
+}
+
+/// A mock Kafka cluster, a useapi simulator, unique topics, a command
+/// producer and a reader of the result and dead-letter topics.
+final class WorkerHarness: Sendable {
+    let cluster: KafkaMockCluster
+    let simulator: UseAPISimulator
+    private let simulatorTask: Task<Void, any Error>
+    let commandTopic: String
+    let resultTopic: String
+    let dlqTopic: String
+    let group: String
+    let producer: KafkaProducer
+    let logs = LogCapture()
+    private let reader: KafkaConsumer
+    private final class Inbox: Sendable {
+        let records = Mutex<[Received]>([])
+    }
+    private let received = Inbox()
+    private let readerTask: Task<Void, any Error>
+    let quietLogger: Logger
+
+    init(partitions: Int = 3, faults: [SimulatedFault] = [], accounts: [String: SimulatedAccountBehavior] = [:]) async throws {
+        var quiet = Logger(label: "harness")
+        quiet.logLevel = .critical
+        quietLogger = quiet
+        cluster = try KafkaMockCluster(brokers: 1, logger: quiet)
+        let suffix = UUID().uuidString.prefix(8)
+        commandTopic = "commands-\(suffix)"
+        resultTopic = "results-\(suffix)"
+        dlqTopic = "dlq-\(suffix)"
+        group = "workers-\(suffix)"
+        try cluster.createTopic(commandTopic, partitions: partitions)
+        try cluster.createTopic(resultTopic, partitions: 1)
+        try cluster.createTopic(dlqTopic, partitions: 1)
+
+        var configuration = UseAPISimulatorConfiguration(token: workerTestToken)
+        configuration.faults = faults
+        configuration.accounts = accounts
+        let simulator = UseAPISimulator(configuration: configuration, logger: quiet)
+        self.simulator = simulator
+        simulatorTask = Task { try await simulator.run() }
+
+        producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: Self.client(cluster)), logger: quiet)
+        var readerConfiguration = KafkaConsumerConfiguration(
+            client: Self.client(cluster),
+            groupID: "reader-\(suffix)",
+            topics: [resultTopic, dlqTopic]
+        )
+        readerConfiguration.client.properties["fetch.wait.max.ms"] = "50"
+        let reader = try KafkaConsumer(configuration: readerConfiguration, logger: quiet)
+        self.reader = reader
+        let received = self.received
+        readerTask = Task {
+            for try await event in reader.events {
+                guard case .message(let message) = event else { continue }
+                let raw = String(decoding: message.value ?? [], as: UTF8.self)
+                let json = (try? JSONDecoder().decode(TestJSON.self, from: Data(raw.utf8))) ?? .null
+                let record = Received(
+                    topic: message.topic,
+                    key: message.key.map { String(decoding: $0, as: UTF8.self) },
+                    headers: message.headers,
+                    raw: raw,
+                    json: json
+                )
+                received.records.withLock { $0.append(record) }
+            }
+        }
+    }
+
+    static func client(_ cluster: KafkaMockCluster) -> KafkaClientConfiguration {
+        var client = KafkaClientConfiguration(bootstrapServers: [cluster.bootstrapServers])
+        client.properties["topic.metadata.refresh.interval.ms"] = "1000"
+        return client
+    }
+
+    func settings(workerID: String = "worker-1", _ configure: (inout WorkerSettings) -> Void = { _ in }) async -> WorkerSettings {
+        var settings = WorkerSettings(brokers: [cluster.bootstrapServers], useapiToken: workerTestToken, workerID: workerID)
+        settings.groupID = group
+        settings.commandTopic = commandTopic
+        settings.resultTopic = resultTopic
+        settings.dlqTopic = dlqTopic
+        settings.useapiBaseURL = await simulator.baseURL()
+        settings.requestTimeout = .seconds(3)
+        settings.shutdownTimeout = .seconds(15)
+        settings.commitInterval = .milliseconds(200)
+        settings.retryBaseDelay = .milliseconds(20)
+        settings.retryMaxDelay = .milliseconds(300)
+        configure(&settings)
+        return settings
+    }
+
+    /// Starts a worker in-process; stop it with `RunningWorker.stop()`.
+    func startWorker(_ settings: WorkerSettings) throws -> RunningWorker {
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            client: Self.client(cluster),
+            groupID: settings.groupID,
+            topics: [settings.commandTopic]
+        )
+        consumerConfiguration.sessionTimeout = .seconds(6)
+        consumerConfiguration.heartbeatInterval = .milliseconds(300)
+        consumerConfiguration.client.properties["fetch.wait.max.ms"] = "50"
+        let logger = logs.logger()
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: quietLogger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: Self.client(cluster)), logger: quietLogger)
+        let httpClient = UseAPIClient.makeHTTPClient(maxConnectionsPerHost: settings.maxInFlight)
+        var useapiConfiguration = UseAPIConfiguration(baseURL: settings.useapiBaseURL, token: settings.useapiToken)
+        useapiConfiguration.requestTimeout = settings.requestTimeout
+        let useapi = UseAPIClient(configuration: useapiConfiguration, httpClient: httpClient, logger: logger)
+        let service = AccountWorkerService(settings: settings, consumer: consumer, producer: producer, useapi: useapi, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: quietLogger))
+        let task = Task { try await group.run() }
+        return RunningWorker(service: service, group: group, task: task, httpClient: httpClient)
+    }
+
+    @discardableResult
+    func send(_ json: String, key: String? = nil, headers: [KafkaHeader] = [], partition: Int32? = nil) async throws -> KafkaDeliveryReport {
+        try await send(bytes: Array(json.utf8), key: key, headers: headers, partition: partition)
+    }
+
+    @discardableResult
+    func send(bytes: [UInt8]?, key: String?, headers: [KafkaHeader] = [], partition: Int32? = nil) async throws -> KafkaDeliveryReport {
+        try await producer.send(
+            KafkaProducerMessage(topic: commandTopic, key: key.map { Array($0.utf8) }, value: bytes, headers: headers, partition: partition)
+        )
+    }
+
+    func sendUpsert(id: String, email: String, password: String = "pw-\(UUID().uuidString.prefix(6))", maxJobs: Int = 5) async throws {
+        try await send(#"{"id":"\#(id)","email":"\#(email)","password":"\#(password)","maxJobs":\#(maxJobs)}"#, key: email)
+    }
+
+    var all: [Received] { received.records.withLock { $0 } }
+    var results: [Received] { all.filter { $0.topic == resultTopic } }
+    var deadLetters: [Received] { all.filter { $0.topic == dlqTopic } }
+
+    /// Waits until results for `count` distinct command ids (or messages) arrived.
+    @discardableResult
+    func waitForResults(_ count: Int, timeout: Duration = .seconds(60)) async throws -> [Received] {
+        let deadline = ContinuousClock.now + timeout
+        while results.count < count {
+            guard ContinuousClock.now < deadline else {
+                throw HarnessTimeout(description: "\(results.count) of \(count) results after \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return results
+    }
+
+    func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw HarnessTimeout(description: "timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+
+    func shutdown() async {
+        await reader.close()
+        _ = await readerTask.result
+        await producer.close()
+        simulatorTask.cancel()
+        _ = await simulatorTask.result
+    }
+}
+
+struct RunningWorker: Sendable {
+    let service: AccountWorkerService
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+    let httpClient: HTTPClient
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+        try await httpClient.shutdown()
+    }
+}
+
+/// A decoded JSON value for assertions.
+enum TestJSON: Decodable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([TestJSON])
+    case object([String: TestJSON])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([TestJSON].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: TestJSON].self))
+        }
+    }
+
+    subscript(key: String) -> TestJSON? {
+        if case .object(let fields) = self { fields[key] } else { nil }
+    }
+
+    var string: String? { if case .string(let value) = self { value } else { nil } }
+    var int: Int? { if case .int(let value) = self { value } else { nil } }
+    var double: Double? {
+        switch self {
+        case .int(let value): Double(value)
+        case .double(let value): value
+        default: nil
+        }
+    }
+    var isNull: Bool { self == .null }
+}
