@@ -78,6 +78,12 @@ struct WorkerState {
         item.epoch == epochs[item.partition, default: 0] && assigned.contains(item.partition)
     }
 
+    /// Whether a queued command may start: when draining, commands not yet
+    /// started are handed back (left uncommitted for redelivery) instead.
+    private func mayStart(_ item: WorkItem) -> Bool {
+        !draining && isCurrent(item)
+    }
+
     // MARK: Commands
 
     enum AcceptAction {
@@ -105,11 +111,12 @@ struct WorkerState {
 
     /// The chain's next command to run, or nil when the chain is done (it is
     /// then removed, atomically, so a new command starts a new chain).
-    /// Stale commands are dropped on the way (their offsets stay uncommitted).
+    /// Stale commands, and all not-yet-started ones while draining, are
+    /// dropped on the way (their offsets stay uncommitted).
     mutating func nextItem(chain key: String) -> (WorkItem?, FetchAction, [CheckedContinuation<Void, Never>]) {
         var fetch = FetchAction.none
         while let item = chains[key]?.popFirst() {
-            if isCurrent(item) {
+            if mayStart(item) {
                 started[item.partition, default: 0] += 1
                 return (item, .none, [])
             }
@@ -157,7 +164,7 @@ struct WorkerState {
     private func isSatisfied(_ condition: Condition) -> Bool {
         switch condition {
         case .idle:
-            return buffered == 0 || (draining && chains.isEmpty)
+            return buffered == 0
         case .partitionsQuiet(let partitions):
             return partitions.allSatisfy { started[$0, default: 0] == 0 }
         }

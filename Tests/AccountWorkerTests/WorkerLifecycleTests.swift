@@ -1,0 +1,91 @@
+import AccountWorker
+import Foundation
+import Kafka
+import Testing
+import UseAPI
+import UseAPISimulator
+
+@Suite("Worker lifecycle: shutdown, rebalancing, secrets", .timeLimit(.minutes(4)))
+struct WorkerLifecycleTests {
+    @Test("graceful shutdown mid-stream loses nothing and, when in-flight work finished, reports nothing twice")
+    func gracefulShutdown() async throws {
+        var slow = SimulatedFault()
+        slow.latencyMs = 50
+        let harness = try await WorkerHarness(partitions: 2, faults: [slow])
+        let first = try harness.startWorker(await harness.settings(workerID: "first") { $0.maxInFlight = 2 })
+        for index in 0..<40 {
+            try await harness.sendUpsert(id: "g-\(index)", email: "g\(index % 10)@x.io", maxJobs: index / 10 + 1)
+        }
+        try await harness.waitUntil("some results") { harness.results.count >= 5 }
+        try await first.stop()
+        let afterFirst = harness.results.count
+        #expect(afterFirst < 40, "the first worker finished everything before the stop; the test proves nothing")
+
+        let second = try harness.startWorker(await harness.settings(workerID: "second"))
+        let results = try await harness.waitForResults(40)
+        try await Task.sleep(for: .milliseconds(500))
+        let ids = harness.results.compactMap(\.commandId)
+        #expect(Set(ids).count == 40, "lost commands")
+        #expect(ids.count == 40, "\(ids.count - Set(ids).count) commands were reported twice")
+        #expect(Set(results.compactMap(\.worker)) == ["first", "second"])
+        // Per-account order holds across the hand-over.
+        for account in 0..<10 {
+            let reported = harness.results.filter { $0.email == "g\(account)@x.io" }.compactMap { $0["maxJobs"]?.int }
+            #expect(reported == [1, 2, 3, 4])
+        }
+        try await second.stop()
+        await harness.shutdown()
+    }
+
+    @Test("two workers in one group share the load and keep per-account order")
+    func twoWorkers() async throws {
+        var slow = SimulatedFault()
+        slow.latencyMs = 20
+        let harness = try await WorkerHarness(partitions: 4, faults: [slow])
+        let one = try harness.startWorker(await harness.settings(workerID: "one"))
+        let two = try harness.startWorker(await harness.settings(workerID: "two"))
+        try await harness.waitUntil("both workers own partitions", timeout: .seconds(30)) {
+            one.service.health.assignedPartitions > 0 && two.service.health.assignedPartitions > 0
+        }
+        for round in 1...4 {
+            for account in 0..<16 {
+                try await harness.sendUpsert(id: "t-\(account)-\(round)", email: "acct\(account)@x.io", maxJobs: round)
+            }
+        }
+        let results = try await harness.waitForResults(64)
+        #expect(Set(results.compactMap(\.commandId)).count == 64)
+        #expect(Set(results.compactMap(\.worker)) == ["one", "two"])
+        #expect(harness.simulator.journal.overlappingEmails.isEmpty)
+        for account in 0..<16 {
+            let reported = results.filter { $0.email == "acct\(account)@x.io" }.compactMap { $0["maxJobs"]?.int }
+            #expect(reported == [1, 2, 3, 4])
+        }
+        try await one.stop()
+        try await two.stop()
+        await harness.shutdown()
+    }
+
+    @Test("no password or token appears in any result or log line")
+    func noSecrets() async throws {
+        var flaky = SimulatedFault(emailPrefix: "flaky")
+        flaky.failFirst = 1
+        let harness = try await WorkerHarness(partitions: 1, faults: [flaky], accounts: ["locked@x.io": .password("other")])
+        let worker = try harness.startWorker(await harness.settings())
+        let passwords = ["Pw-Alpha-93817", "Pw-Bravo-28371", "Pw-Charlie-1827", "Pw-Delta-99182"]
+        try await harness.sendUpsert(id: "s-1", email: "ok@x.io", password: passwords[0])
+        try await harness.sendUpsert(id: "s-2", email: "flaky@x.io", password: passwords[1])
+        try await harness.sendUpsert(id: "s-3", email: "locked@x.io", password: passwords[2])
+        try await harness.send(#"{"id":"s-4","email":"bad","password":"\#(passwords[3])","maxJobs":5}"#, key: "bad")
+        try await harness.send("{\"password\":\"\(passwords[3])\"", key: "broken")
+        try await harness.waitForResults(5)
+        try await worker.stop()
+        let logLines = harness.logs.lines.withLock { $0 }
+        #expect(logLines.contains { $0.contains("command processed") })
+        for text in harness.results.map(\.raw) + logLines {
+            for secret in passwords + [workerTestToken, "sim-jwt-"] {
+                #expect(!text.contains(secret), "a secret leaked: \(text.prefix(200))")
+            }
+        }
+        await harness.shutdown()
+    }
+}
