@@ -22,7 +22,9 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The end-to-end tests run the built binary: build it before the tests.
 test: deps
+	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -96,6 +96,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "Kafka",
+                "UseAPISimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "UseAPITests",
             dependencies: [
                 "UseAPI",
