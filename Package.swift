@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "Kafka",
                 "UseAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

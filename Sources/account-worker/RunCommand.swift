@@ -1,10 +1,8 @@
 import AccountWorker
 import ArgumentParser
 import Foundation
-import Kafka
 import Logging
 import ServiceLifecycle
-import UseAPI
 
 /// Settings shared by every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {
@@ -83,49 +81,24 @@ struct RunCommand: AsyncParsableCommand {
         bootstrapLogging(settings)
         let logger = Logger(label: "account-worker")
 
-        var client = KafkaClientConfiguration(bootstrapServers: settings.brokers)
-        client.clientID = "account-worker-\(settings.workerID)"
-        client.properties = settings.kafkaProperties
-        let consumer: KafkaConsumer
-        let producer: KafkaProducer
+        let components: WorkerComponents
         do {
-            consumer = try KafkaConsumer(
-                configuration: KafkaConsumerConfiguration(client: client, groupID: settings.groupID, topics: [settings.commandTopic]),
-                logger: logger
-            )
-            producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: logger)
+            components = try WorkerComponents.make(settings: settings, logger: logger)
         } catch {
-            exitWithConfigurationError(kafkaSettingError(error))
+            exitWithConfigurationError(error)
         }
-
-        let httpClient = UseAPIClient.makeHTTPClient(maxConnectionsPerHost: settings.maxInFlight)
-        var useapiConfiguration = UseAPIConfiguration(baseURL: settings.useapiBaseURL, token: settings.useapiToken)
-        useapiConfiguration.requestTimeout = settings.requestTimeout
-        useapiConfiguration.version = accountWorkerVersion
-        let useapi = UseAPIClient(configuration: useapiConfiguration, httpClient: httpClient, logger: logger)
-
-        let worker = AccountWorkerService(settings: settings, consumer: consumer, producer: producer, useapi: useapi, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: [components.service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         do {
             try await group.run()
         } catch {
             logger.error("account worker failed", metadata: ["error": "\(error)"])
-            try? await httpClient.shutdown()
+            await components.shutdown()
             throw ExitCode.failure
         }
-        try await httpClient.shutdown()
+        await components.shutdown()
     }
-}
-
-/// Maps a librdkafka configuration error back to the environment variable that set it.
-func kafkaSettingError(_ error: KafkaError) -> ConfigurationError {
-    if let start = error.message.range(of: "property \""), let end = error.message[start.upperBound...].firstIndex(of: "\"") {
-        let property = String(error.message[start.upperBound..<end])
-        return ConfigurationError(setting: WorkerSettings.environmentName(forKafkaProperty: property), message: error.message)
-    }
-    return ConfigurationError(setting: "KAFKA_CONFIG_*", message: error.message)
 }
 
 func exitWithConfigurationError(_ error: ConfigurationError) -> Never {

@@ -151,25 +151,14 @@ final class WorkerHarness: Sendable {
 
     /// Starts a worker in-process; stop it with `RunningWorker.stop()`.
     func startWorker(_ settings: WorkerSettings) throws -> RunningWorker {
-        var consumerConfiguration = KafkaConsumerConfiguration(
-            client: Self.client(cluster),
-            groupID: settings.groupID,
-            topics: [settings.commandTopic]
-        )
-        consumerConfiguration.sessionTimeout = .seconds(6)
-        consumerConfiguration.heartbeatInterval = .milliseconds(300)
-        consumerConfiguration.client.properties["fetch.wait.max.ms"] = "50"
-        let logger = logs.logger()
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: quietLogger)
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: Self.client(cluster)), logger: quietLogger)
-        let httpClient = UseAPIClient.makeHTTPClient(maxConnectionsPerHost: settings.maxInFlight)
-        var useapiConfiguration = UseAPIConfiguration(baseURL: settings.useapiBaseURL, token: settings.useapiToken)
-        useapiConfiguration.requestTimeout = settings.requestTimeout
-        let useapi = UseAPIClient(configuration: useapiConfiguration, httpClient: httpClient, logger: logger)
-        let service = AccountWorkerService(settings: settings, consumer: consumer, producer: producer, useapi: useapi, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [service], logger: quietLogger))
+        var settings = settings
+        settings.kafkaProperties.merge(
+            ["session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50", "topic.metadata.refresh.interval.ms": "1000"]
+        ) { current, _ in current }
+        let components = try WorkerComponents.make(settings: settings, logger: logs.logger(), kafkaLogger: quietLogger)
+        let group = ServiceGroup(configuration: .init(services: [components.service], logger: quietLogger))
         let task = Task { try await group.run() }
-        return RunningWorker(service: service, group: group, task: task, httpClient: httpClient)
+        return RunningWorker(components: components, group: group, task: task)
     }
 
     @discardableResult
@@ -223,15 +212,16 @@ final class WorkerHarness: Sendable {
 }
 
 struct RunningWorker: Sendable {
-    let service: AccountWorkerService
+    let components: WorkerComponents
     let group: ServiceGroup
     let task: Task<Void, any Error>
-    let httpClient: HTTPClient
+
+    var service: AccountWorkerService { components.service }
 
     func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
-        try await httpClient.shutdown()
+        await components.shutdown()
     }
 }
 

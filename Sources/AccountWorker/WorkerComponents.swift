@@ -1,0 +1,58 @@
+import AsyncHTTPClient
+import Kafka
+import Logging
+import UseAPI
+
+/// Everything `account-worker run` needs, built from ``WorkerSettings``:
+/// the Kafka consumer and producer, the one `HTTPClient` of the process, the
+/// useapi client, and the worker service over them.
+public struct WorkerComponents: Sendable {
+    public let service: AccountWorkerService
+    public let consumer: KafkaConsumer
+    public let httpClient: HTTPClient
+
+    /// Builds the worker. An invalid librdkafka property is reported as the
+    /// `KAFKA_CONFIG_*` setting that carried it.
+    public static func make(settings: WorkerSettings, logger: Logger, kafkaLogger: Logger? = nil) throws(ConfigurationError) -> WorkerComponents {
+        var client = KafkaClientConfiguration(bootstrapServers: settings.brokers)
+        client.clientID = "account-worker-\(settings.workerID)"
+        client.properties = settings.kafkaProperties
+        let consumer: KafkaConsumer
+        let producer: KafkaProducer
+        do {
+            consumer = try KafkaConsumer(
+                configuration: KafkaConsumerConfiguration(client: client, groupID: settings.groupID, topics: [settings.commandTopic]),
+                logger: kafkaLogger ?? logger
+            )
+            producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: kafkaLogger ?? logger)
+        } catch {
+            throw ConfigurationError(kafka: error)
+        }
+        let httpClient = UseAPIClient.makeHTTPClient(maxConnectionsPerHost: settings.maxInFlight)
+        var useapiConfiguration = UseAPIConfiguration(baseURL: settings.useapiBaseURL, token: settings.useapiToken)
+        useapiConfiguration.requestTimeout = settings.requestTimeout
+        useapiConfiguration.version = accountWorkerVersion
+        let useapi = UseAPIClient(configuration: useapiConfiguration, httpClient: httpClient, logger: logger)
+        let service = AccountWorkerService(settings: settings, consumer: consumer, producer: producer, useapi: useapi, logger: logger)
+        return WorkerComponents(service: service, consumer: consumer, httpClient: httpClient)
+    }
+
+    /// Releases the HTTP client once the service has stopped.
+    public func shutdown() async {
+        try? await httpClient.shutdown()
+    }
+}
+
+extension ConfigurationError {
+    /// Maps a librdkafka configuration error to the environment variable behind it.
+    init(kafka error: KafkaError) {
+        if let start = error.message.range(of: "property \""),
+            let end = error.message[start.upperBound...].firstIndex(of: "\"")
+        {
+            let property = String(error.message[start.upperBound..<end])
+            self.init(setting: WorkerSettings.environmentName(forKafkaProperty: property), message: error.message)
+        } else {
+            self.init(setting: "KAFKA_CONFIG_*", message: error.message)
+        }
+    }
+}
