@@ -66,10 +66,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "AccountWorkerOps",
+            dependencies: [
+                "AccountWorker",
+                "Kafka",
+                "UseAPISimulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "account-worker",
             dependencies: [
                 "AccountWorker",
+                "AccountWorkerOps",
                 "Kafka",
                 "UseAPI",
                 "UseAPISimulator",
@@ -95,6 +106,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        .testTarget(
+            name: "AccountWorkerOpsTests",
+            dependencies: ["AccountWorkerOps"]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -59,7 +59,14 @@ struct SimulatorResponder: HTTPResponder {
             let latency = fault.latencyMs + (fault.latencyJitterMs > 0 ? Int.random(in: 0...fault.latencyJitterMs) : 0)
             if latency > 0 { try? await Task.sleep(for: .milliseconds(latency)) }
             if attempt > 0, attempt <= fault.failFirst {
-                return json(status: fault.failFirstStatus, ["error": "Simulated failure \(attempt) of \(fault.failFirst)", "code": fault.failFirstStatus])
+                var response = json(
+                    status: fault.failFirstStatus,
+                    ["error": "Simulated failure \(attempt) of \(fault.failFirst)", "code": fault.failFirstStatus]
+                )
+                if fault.failFirstStatus == 429 {
+                    response.headers[.retryAfter] = String(Int(fault.rateLimitRetryAfterSeconds.rounded(.up)))
+                }
+                return response
             }
             if Double.random(in: 0..<1) < fault.hangRate {
                 let deadline = ContinuousClock.now + .milliseconds(fault.hangMs)

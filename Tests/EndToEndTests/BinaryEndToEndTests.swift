@@ -80,3 +80,18 @@ struct BinaryEndToEndTests {
         await harness.shutdown()
     }
 }
+
+@Suite("account-worker demo, as a user runs it", .timeLimit(.minutes(3)))
+struct DemoBinaryTests {
+    @Test("`account-worker demo --json` exits 0 with one result per command and the summary")
+    func demoBinary() async throws {
+        let demo = try WorkerProcess(arguments: ["demo", "--json", "--latency-ms", "20"], environment: [:])
+        #expect(try await demo.waitForExit(timeout: .seconds(120)) == 0)
+        let lines = demo.output.split(separator: "\n").map(String.init)
+        let results = lines.filter { $0.contains("\"commandId\"") }
+        #expect(results.count == 30)
+        let summary = try #require(lines.last)
+        #expect(summary.contains(#""total":30"#))
+        #expect(summary.contains(#""deadLetters":2"#))
+    }
+}
