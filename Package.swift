@@ -67,6 +67,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "WorkerHTTP",
+            dependencies: [
+                "AccountWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "AccountWorkerOps",
             dependencies: [
                 "AccountWorker",
@@ -81,6 +92,7 @@ let package = Package(
             dependencies: [
                 "AccountWorker",
                 "AccountWorkerOps",
+                "WorkerHTTP",
                 "Kafka",
                 "UseAPI",
                 "UseAPISimulator",
@@ -102,8 +114,10 @@ let package = Package(
                 "Kafka",
                 "UseAPI",
                 "UseAPISimulator",
+                "WorkerHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import CoreMetrics
 import ServiceLifecycle
 import Synchronization
 import UseAPI
@@ -19,7 +20,7 @@ public final class AccountWorkerService: Service, Sendable {
     let producer: KafkaProducer
     let useapi: UseAPIClient
     let logger: Logger
-    let metrics = WorkerMetrics()
+    let metrics: WorkerMetrics
     let state: Mutex<WorkerState>
     let breaker: Mutex<CircuitBreaker>
     let slots: AsyncSemaphore
@@ -31,13 +32,34 @@ public final class AccountWorkerService: Service, Sendable {
     /// Readiness as seen by health checks.
     public let health = WorkerHealth()
 
+    /// Alive: the consumer's poll thread turned within the last 30 s.
+    /// Ready: alive, the group gave this member an assignment, and not shutting down.
+    public func healthReport() -> WorkerHealthReport {
+        let sincePoll = consumer.timeSinceLastPoll
+        let alive = sincePoll < .seconds(30)
+        var reasons: [String] = []
+        if !alive { reasons.append("the Kafka poll loop has not run for \(sincePoll.milliseconds) ms") }
+        if !consumer.hasJoinedGroup { reasons.append("not a member of consumer group \(settings.groupID) yet") }
+        if health.isShuttingDown { reasons.append("shutting down") }
+        return WorkerHealthReport(
+            alive: alive,
+            ready: reasons.isEmpty,
+            reasons: reasons,
+            assignedPartitions: health.assignedPartitions,
+            breakerOpen: breaker.withLock { $0.state == .open },
+            buffered: state.withLock { $0.buffered }
+        )
+    }
+
     public init(
         settings: WorkerSettings,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
         useapi: UseAPIClient,
-        logger: Logger
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.metrics = WorkerMetrics(factory: metricsFactory, workerID: settings.workerID)
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
@@ -221,7 +243,7 @@ public final class AccountWorkerService: Service, Sendable {
             for (partition, lag) in consumer.lag() {
                 metrics.lag(topic: partition.topic, partition: partition.partition).record(lag)
             }
-            try? await Task.sleep(for: .seconds(5))
+            try? await Task.sleep(for: settings.lagInterval)
         }
     }
 

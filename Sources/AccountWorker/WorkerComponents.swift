@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Kafka
 import Logging
 import UseAPI
@@ -13,7 +14,12 @@ public struct WorkerComponents: Sendable {
 
     /// Builds the worker. An invalid librdkafka property is reported as the
     /// `KAFKA_CONFIG_*` setting that carried it.
-    public static func make(settings: WorkerSettings, logger: Logger, kafkaLogger: Logger? = nil) throws(ConfigurationError) -> WorkerComponents {
+    public static func make(
+        settings: WorkerSettings,
+        logger: Logger,
+        kafkaLogger: Logger? = nil,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) throws(ConfigurationError) -> WorkerComponents {
         var client = KafkaClientConfiguration(bootstrapServers: settings.brokers)
         client.clientID = "account-worker-\(settings.workerID)"
         client.properties = settings.kafkaProperties
@@ -33,7 +39,14 @@ public struct WorkerComponents: Sendable {
         useapiConfiguration.requestTimeout = settings.requestTimeout
         useapiConfiguration.version = accountWorkerVersion
         let useapi = UseAPIClient(configuration: useapiConfiguration, httpClient: httpClient, logger: logger)
-        let service = AccountWorkerService(settings: settings, consumer: consumer, producer: producer, useapi: useapi, logger: logger)
+        let service = AccountWorkerService(
+            settings: settings,
+            consumer: consumer,
+            producer: producer,
+            useapi: useapi,
+            logger: logger,
+            metricsFactory: metricsFactory
+        )
         return WorkerComponents(service: service, consumer: consumer, httpClient: httpClient)
     }
 

@@ -23,8 +23,16 @@ public final class WorkerHealth: Sendable {
         state.withLock { $0.shuttingDown = true }
     }
 
-    /// Ready: the group gave this member partitions at least once and it is not shutting down.
-    public var isReady: Bool { state.withLock { $0.assignmentSeen && !$0.shuttingDown } }
     public var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
     public var assignedPartitions: Int { state.withLock { $0.assignedPartitions } }
+}
+
+/// What the health endpoints answer.
+public struct WorkerHealthReport: Sendable, Encodable {
+    public var alive: Bool
+    public var ready: Bool
+    public var reasons: [String]
+    public var assignedPartitions: Int
+    public var breakerOpen: Bool
+    public var buffered: Int
 }

@@ -46,6 +46,8 @@ public struct WorkerSettings: Sendable {
     public var retryBaseDelay: Duration = .milliseconds(500)
     public var retryMaxDelay: Duration = .seconds(60)
     public var commitInterval: Duration = .seconds(1)
+    /// How often consumer lag is sampled into metrics.
+    public var lagInterval: Duration = .seconds(5)
 
     public init(brokers: [String], useapiToken: String, workerID: String) {
         self.brokers = brokers

@@ -56,6 +56,20 @@ public final class KafkaConsumer: Sendable {
         core.state.withLock { $0.assignment }
     }
 
+    /// How long ago the poll thread last ran. A consumer whose poll thread is
+    /// stuck (not merely idle) shows a growing value: a liveness signal.
+    public var timeSinceLastPoll: Duration {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = core.lastPollNanoseconds.load(ordering: .relaxed)
+        return .nanoseconds(Int64(now > last ? now - last : 0))
+    }
+
+    /// Whether this member has been given an assignment by the group
+    /// coordinator (possibly empty) and has not lost it since.
+    public var hasJoinedGroup: Bool {
+        core.joinedGroup.load(ordering: .relaxed)
+    }
+
     /// Records not yet consumed, per assigned partition: the high watermark
     /// (as last seen by the fetcher) minus the consumer's position. Partitions
     /// whose position or watermark is not yet known are absent.
@@ -97,6 +111,9 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let blockingQueue = DispatchQueue(label: "kafka.consumer.blocking")
     private let pollTimeoutMilliseconds: Int32
+    /// `DispatchTime` uptime of the poll thread's last turn.
+    let lastPollNanoseconds = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    let joinedGroup = Atomic<Bool>(false)
 
     init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
         self.logger = logger
@@ -131,6 +148,7 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     private func runPollLoop() {
         let rk = handle.pointer
         loop: while true {
+            lastPollNanoseconds.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             switch state.withLock({ $0.nextPollAction() }) {
             case .close:
                 break loop
@@ -230,6 +248,7 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
         let list = topicPartitions(partitions).map(\.0)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            joinedGroup.store(true, ordering: .relaxed)
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, partitions) {
                     logger.error("Kafka incremental assign failed", metadata: ["kafka.error.name": "\(KafkaError(consuming: error).name)"])
@@ -247,6 +266,7 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
 
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(rk) != 0
+            if lost { joinedGroup.store(false, ordering: .relaxed) }
             guard !list.isEmpty else {
                 if !cooperative { rd_kafka_assign(rk, nil) }
                 return
@@ -259,6 +279,7 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             // Hold the revocation until Swift asks for its next event (it has
             // drained and committed by then) or the consumer closes.
             while state.withLock({ $0.mustWaitForRevocation }) {
+                lastPollNanoseconds.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
                 _ = wake.wait(timeout: .now() + .milliseconds(100))
             }
             if cooperative {

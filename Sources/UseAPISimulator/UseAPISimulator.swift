@@ -88,6 +88,9 @@ public final class UseAPISimulator: Service, Sendable {
     /// Everything recorded since the start or the last reset.
     public var journal: SimulatorJournal { state.withLock { $0.journal } }
 
+    /// Requests being answered right now.
+    public var requestsInFlight: Int { state.withLock { $0.inFlight } }
+
     public func resetJournal() {
         state.withLock { $0.resetJournal() }
     }

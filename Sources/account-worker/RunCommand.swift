@@ -1,5 +1,7 @@
 import AccountWorker
 import ArgumentParser
+import Prometheus
+import WorkerHTTP
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -81,14 +83,29 @@ struct RunCommand: AsyncParsableCommand {
         bootstrapLogging(settings)
         let logger = Logger(label: "account-worker")
 
+        let registry = PrometheusCollectorRegistry()
         let components: WorkerComponents
         do {
-            components = try WorkerComponents.make(settings: settings, logger: logger)
+            components = try WorkerComponents.make(
+                settings: settings,
+                logger: logger,
+                metricsFactory: WorkerHTTPServer.metricsFactory(registry: registry)
+            )
         } catch {
             exitWithConfigurationError(error)
         }
+        // The HTTP server starts first so that it stops last: it answers
+        // "not ready" while the worker drains.
+        var services: [any Service] = []
+        if settings.httpPort != 0 {
+            let service = components.service
+            services.append(
+                WorkerHTTPServer(port: settings.httpPort, registry: registry, logger: logger) { service.healthReport() }
+            )
+        }
+        services.append(components.service)
         let group = ServiceGroup(
-            configuration: .init(services: [components.service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         do {
             try await group.run()

@@ -1,5 +1,6 @@
 import AccountWorker
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import Kafka
 import Logging
@@ -150,13 +151,18 @@ final class WorkerHarness: Sendable {
     }
 
     /// Starts a worker in-process; stop it with `RunningWorker.stop()`.
-    func startWorker(_ settings: WorkerSettings) throws -> RunningWorker {
+    func startWorker(_ settings: WorkerSettings, metricsFactory: (any MetricsFactory)? = nil, before: [any Service] = []) throws -> RunningWorker {
         var settings = settings
         settings.kafkaProperties.merge(
             ["session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50", "topic.metadata.refresh.interval.ms": "1000"]
         ) { current, _ in current }
-        let components = try WorkerComponents.make(settings: settings, logger: logs.logger(), kafkaLogger: quietLogger)
-        let group = ServiceGroup(configuration: .init(services: [components.service], logger: quietLogger))
+        let components = try WorkerComponents.make(
+            settings: settings,
+            logger: logs.logger(),
+            kafkaLogger: quietLogger,
+            metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
+        )
+        let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))
         let task = Task { try await group.run() }
         return RunningWorker(components: components, group: group, task: task)
     }

@@ -43,8 +43,10 @@ struct GroupTests {
 
         await second.close()
         await secondEvents.finish()
-        try await firstEvents.wait(for: "first member takes over") { _ in
-            Set(first.assignment.map(\.partition)) == all
+        // The consumer's assignment changes before the collector records the
+        // event: wait for both.
+        try await firstEvents.wait(for: "first member takes over") { events in
+            Set(first.assignment.map(\.partition)) == all && events.rebalances.last?.hasPrefix("assigned") == true
         }
 
         let sorted = { (set: Set<Int32>) in "\(set.sorted())" }
