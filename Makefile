@@ -3,7 +3,6 @@
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-APT_PACKAGES := librdkafka-dev kcat
 
 .PHONY: deps build release test demo bench lint clean
 
@@ -11,6 +10,7 @@ deps:
 	@missing=""; \
 	dpkg -s librdkafka-dev >/dev/null 2>&1 || missing="$$missing librdkafka-dev"; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -123,6 +123,8 @@ public final class AccountWorkerService: Service, Sendable {
                     case .partitionsRevoked(let partitions, let lost):
                         await revoke(partitions, lost: lost)
                         health.setAssigned(state.withLock { $0.assigned.count })
+                    case .endOfPartition:
+                        break
                     }
                     if state.withLock({ $0.draining }) && Task.isCancelled { break }
                 }

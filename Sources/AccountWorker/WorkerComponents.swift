@@ -58,7 +58,7 @@ public struct WorkerComponents: Sendable {
 
 extension ConfigurationError {
     /// Maps a librdkafka configuration error to the environment variable behind it.
-    init(kafka error: KafkaError) {
+    public init(kafka error: KafkaError) {
         if let start = error.message.range(of: "property \""),
             let end = error.message[start.upperBound...].firstIndex(of: "\"")
         {

@@ -1,4 +1,5 @@
 import Foundation
+import Kafka
 
 /// A setting that is missing or malformed. `description` is the one line
 /// printed at start-up: it names the setting and never shows a secret.
@@ -77,21 +78,7 @@ public struct WorkerSettings: Sendable {
             }
             return number
         }
-        func topic(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
-            guard let text = environment[name] else { return fallback }
-            let trimmed = text.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { throw ConfigurationError(setting: name, message: "must not be empty") }
-            guard trimmed.count <= 249, trimmed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
-                throw ConfigurationError(setting: name, message: "is not a valid Kafka topic name")
-            }
-            return trimmed
-        }
-
-        guard let brokerList = value("KAFKA_BROKERS") else {
-            throw ConfigurationError(setting: "KAFKA_BROKERS", message: "is required (bootstrap servers, e.g. kafka-1:9092,kafka-2:9092)")
-        }
-        let brokers = brokerList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !brokers.isEmpty else { throw ConfigurationError(setting: "KAFKA_BROKERS", message: "lists no broker") }
+        let kafka = try KafkaConnectionSettings.parse(environment: environment)
 
         let token: String
         switch (value("USEAPI_TOKEN"), value("USEAPI_TOKEN_FILE")) {
@@ -116,15 +103,12 @@ public struct WorkerSettings: Sendable {
         }
 
         let workerID = value("WORKER_ID") ?? ProcessInfo.processInfo.hostName
-        var settings = WorkerSettings(brokers: brokers, useapiToken: token, workerID: workerID)
-        settings.groupID = value("KAFKA_GROUP_ID") ?? settings.groupID
-        settings.commandTopic = try topic("COMMAND_TOPIC", default: settings.commandTopic)
-        settings.resultTopic = try topic("RESULT_TOPIC", default: settings.resultTopic)
-        if let dlq = environment["DLQ_TOPIC"], dlq.trimmingCharacters(in: .whitespaces).isEmpty {
-            settings.dlqTopic = nil
-        } else {
-            settings.dlqTopic = try topic("DLQ_TOPIC", default: "runway.accounts.dlq")
-        }
+        var settings = WorkerSettings(brokers: kafka.brokers, useapiToken: token, workerID: workerID)
+        settings.groupID = kafka.groupID
+        settings.kafkaProperties = kafka.properties
+        settings.commandTopic = kafka.commandTopic
+        settings.resultTopic = kafka.resultTopic
+        settings.dlqTopic = kafka.dlqTopic
 
         if let base = value("USEAPI_BASE_URL") {
             guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
@@ -151,11 +135,6 @@ public struct WorkerSettings: Sendable {
         settings.logFormat = value("LOG_FORMAT")?.lowercased() ?? settings.logFormat
         guard ["json", "text"].contains(settings.logFormat) else {
             throw ConfigurationError(setting: "LOG_FORMAT", message: "must be json or text")
-        }
-        for (name, rawValue) in environment where name.hasPrefix("KAFKA_CONFIG_") {
-            let suffix = name.dropFirst("KAFKA_CONFIG_".count)
-            guard !suffix.isEmpty else { throw ConfigurationError(setting: name, message: "names no property") }
-            settings.kafkaProperties[kafkaPropertyName(suffix)] = rawValue
         }
         return settings
     }
@@ -195,5 +174,60 @@ public struct WorkerSettings: Sendable {
             summary["kafka.config.\(name)"] = "<set>"
         }
         return summary
+    }
+}
+
+/// The Kafka half of the settings, shared by `run` and the operator commands:
+/// brokers, group, librdkafka pass-through properties and topics.
+public struct KafkaConnectionSettings: Sendable {
+    public var brokers: [String]
+    public var groupID = "runway-account-worker"
+    /// From `KAFKA_CONFIG_<NAME>`; values may be secrets.
+    public var properties: [String: String] = [:]
+    public var commandTopic = "runway.accounts.commands"
+    public var resultTopic = "runway.accounts.results"
+    public var dlqTopic: String? = "runway.accounts.dlq"
+
+    public static func parse(environment: [String: String]) throws(ConfigurationError) -> KafkaConnectionSettings {
+        func topic(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
+            guard let text = environment[name] else { return fallback }
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { throw ConfigurationError(setting: name, message: "must not be empty") }
+            guard trimmed.count <= 249, trimmed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+                throw ConfigurationError(setting: name, message: "is not a valid Kafka topic name")
+            }
+            return trimmed
+        }
+        let brokerList = environment["KAFKA_BROKERS"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard !brokerList.isEmpty else {
+            throw ConfigurationError(setting: "KAFKA_BROKERS", message: "is required (bootstrap servers, e.g. kafka-1:9092,kafka-2:9092)")
+        }
+        let brokers = brokerList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !brokers.isEmpty else { throw ConfigurationError(setting: "KAFKA_BROKERS", message: "lists no broker") }
+
+        var settings = KafkaConnectionSettings(brokers: brokers)
+        if let group = environment["KAFKA_GROUP_ID"]?.trimmingCharacters(in: .whitespaces), !group.isEmpty {
+            settings.groupID = group
+        }
+        settings.commandTopic = try topic("COMMAND_TOPIC", default: settings.commandTopic)
+        settings.resultTopic = try topic("RESULT_TOPIC", default: settings.resultTopic)
+        if let dlq = environment["DLQ_TOPIC"], dlq.trimmingCharacters(in: .whitespaces).isEmpty {
+            settings.dlqTopic = nil
+        } else {
+            settings.dlqTopic = try topic("DLQ_TOPIC", default: "runway.accounts.dlq")
+        }
+        for (name, rawValue) in environment where name.hasPrefix("KAFKA_CONFIG_") {
+            let suffix = name.dropFirst("KAFKA_CONFIG_".count)
+            guard !suffix.isEmpty else { throw ConfigurationError(setting: name, message: "names no property") }
+            settings.properties[WorkerSettings.kafkaPropertyName(suffix)] = rawValue
+        }
+        return settings
+    }
+
+    /// A client configuration for these brokers and properties.
+    public var client: KafkaClientConfiguration {
+        var client = KafkaClientConfiguration(bootstrapServers: brokers)
+        client.properties = properties
+        return client
     }
 }

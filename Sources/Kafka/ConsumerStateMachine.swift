@@ -51,7 +51,7 @@ struct ConsumerStateMachine {
             assignment.formUnion(partitions)
         case .partitionsRevoked:
             revocationPending = true
-        case .message:
+        case .message, .endOfPartition:
             break
         }
         if let waiter {

@@ -54,6 +54,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var pollTimeout: Duration = .milliseconds(100)
     /// Events buffered in Swift before the poll thread stops polling.
     public var eventBufferSize: Int = 1024
+    /// Deliver ``KafkaConsumerEvent/endOfPartition(_:offset:)`` events, for
+    /// tools that read a topic up to its end and stop.
+    public var reportEndOfPartition = false
 
     public init(client: KafkaClientConfiguration, groupID: String, topics: [String]) {
         self.client = client
@@ -70,6 +73,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         properties["auto.offset.reset"] = autoOffsetReset.rawValue
         properties["session.timeout.ms"] = String(sessionTimeout.milliseconds)
         properties["heartbeat.interval.ms"] = String(heartbeatInterval.milliseconds)
+        properties["enable.partition.eof"] = reportEndOfPartition ? "true" : "false"
         properties.merge(client.properties) { _, passThrough in passThrough }
         return properties
     }

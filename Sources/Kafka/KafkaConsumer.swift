@@ -181,7 +181,8 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
         case RD_KAFKA_RESP_ERR_NO_ERROR:
             deliver(.message(Self.makeMessage(pointer)))
         case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-            break
+            let partition = KafkaTopicPartition(topic: String(cString: rd_kafka_topic_name(raw.rkt)), partition: raw.partition)
+            deliver(.endOfPartition(partition, offset: raw.offset))
         default:
             if let fatal = handle.fatalError {
                 logger.error("Kafka consumer failed fatally", metadata: ["kafka.error.name": "\(fatal.name)"])

@@ -11,4 +11,8 @@ public enum KafkaConsumerEvent: Sendable {
     /// `lost` is true when the assignment was lost (session timeout): commits
     /// for these partitions will then fail.
     case partitionsRevoked([KafkaTopicPartition], lost: Bool)
+    /// The consumer caught up with the end of a partition (only when
+    /// ``KafkaConsumerConfiguration/reportEndOfPartition`` is set). `offset`
+    /// is the next offset to be written there.
+    case endOfPartition(KafkaTopicPartition, offset: Int64)
 }

@@ -28,7 +28,7 @@ final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let outputURL: URL
 
-    init(arguments: [String], environment: [String: String]) throws {
+    init(arguments: [String], environment: [String: String], input: String? = nil) throws {
         outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("worker-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
         let output = try FileHandle(forWritingTo: outputURL)
@@ -39,7 +39,11 @@ final class WorkerProcess: @unchecked Sendable {
         process.environment = env
         process.standardOutput = output
         process.standardError = output
+        let stdin = Pipe()
+        process.standardInput = stdin
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
     }
 
     var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }

@@ -88,7 +88,7 @@ final class EventCollector: Sendable {
     var rebalances: [String] {
         events.compactMap {
             switch $0 {
-            case .message: nil
+            case .message, .endOfPartition: nil
             case .partitionsAssigned(let partitions): "assigned \(partitions.map(\.partition).sorted())"
             case .partitionsRevoked(let partitions, _): "revoked \(partitions.map(\.partition).sorted())"
             }
