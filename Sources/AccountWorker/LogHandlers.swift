@@ -58,15 +58,24 @@ private func timestamp() -> String {
     CommandResult.iso8601(Date())
 }
 
-/// JSON lines: `{"ts", "level", "msg", "logger", "worker", ...metadata}`.
-public struct JSONLogHandler: LogHandler {
+/// The worker's log lines on standard output, as JSON lines (`{"ts",
+/// "level", "msg", "logger", ...metadata}`) or as text for people
+/// (`ts LEVEL msg key=value ...`). Control characters are always escaped.
+public struct WorkerLogHandler: LogHandler {
+    public enum Format: String, Sendable {
+        case json
+        case text
+    }
+
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
+    let format: Format
     let writer: LineWriter
 
-    public init(label: String, metadata: Logger.Metadata = [:]) {
+    public init(label: String, format: Format, metadata: Logger.Metadata = [:]) {
         self.label = label
+        self.format = format
         self.metadata = metadata
         self.writer = .standardOutput
     }
@@ -77,42 +86,25 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [(String, String)] = [
-            ("ts", timestamp()), ("level", event.level.rawValue), ("msg", event.message.description), ("logger", label),
-        ]
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            fields.append((key, flatten(value)))
+        writer.write(render(event))
+    }
+
+    func render(_ event: LogEvent) -> String {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }.sorted { $0.key < $1.key }
+        switch format {
+        case .json:
+            var fields: [(String, String)] = [
+                ("ts", timestamp()), ("level", event.level.rawValue), ("msg", event.message.description), ("logger", label),
+            ]
+            fields += merged.map { ($0.key, flatten($0.value)) }
+            return "{" + fields.map { "\"\(jsonEscaped($0.0))\":\"\(jsonEscaped($0.1))\"" }.joined(separator: ",") + "}"
+        case .text:
+            var line = "\(timestamp()) \(event.level.rawValue.uppercased()) \(jsonEscaped(event.message.description))"
+            for (key, value) in merged {
+                let text = jsonEscaped(flatten(value))
+                line += text.contains(" ") || text.isEmpty ? " \(key)=\"\(text)\"" : " \(key)=\(text)"
+            }
+            return line
         }
-        writer.write("{" + fields.map { "\"\(jsonEscaped($0.0))\":\"\(jsonEscaped($0.1))\"" }.joined(separator: ",") + "}")
-    }
-}
-
-/// Text lines for people: `ts LEVEL msg key=value ...`, control characters escaped.
-public struct TextLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
-    let label: String
-    let writer: LineWriter
-
-    public init(label: String, metadata: Logger.Metadata = [:]) {
-        self.label = label
-        self.metadata = metadata
-        self.writer = .standardOutput
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        var line = "\(timestamp()) \(event.level.rawValue.uppercased()) \(jsonEscaped(event.message.description))"
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            let text = jsonEscaped(flatten(value))
-            line += text.contains(" ") || text.isEmpty ? " \(key)=\"\(text)\"" : " \(key)=\(text)"
-        }
-        writer.write(line)
     }
 }

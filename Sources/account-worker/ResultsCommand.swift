@@ -33,14 +33,7 @@ struct ResultsCommand: AsyncParsableCommand {
     @Option(help: "Exit after this many matching results.") var limit: Int?
 
     func run() async throws {
-        var environment = ProcessInfo.processInfo.environment
-        let kafkaSettings: KafkaConnectionSettings
-        do {
-            environment.merge(try kafka.environmentOverrides()) { $1 }
-            kafkaSettings = try KafkaConnectionSettings.parse(environment: environment)
-        } catch {
-            exitWithConfigurationError(error)
-        }
+        let kafkaSettings = kafka.connectionSettings()
         var since: Date?
         switch from {
         case "now", "beginning": break

@@ -14,6 +14,18 @@ struct KafkaOptions: ParsableArguments {
     @Option(name: .customLong("kafka-config"), help: "A librdkafka property as NAME=VALUE, repeatable (env KAFKA_CONFIG_<NAME>).")
     var kafkaConfig: [String] = []
 
+    /// The Kafka settings from the environment and these flags; a bad one
+    /// exits with code 2 and one line naming it.
+    func connectionSettings() -> KafkaConnectionSettings {
+        do {
+            var environment = ProcessInfo.processInfo.environment
+            environment.merge(try environmentOverrides()) { $1 }
+            return try KafkaConnectionSettings.parse(environment: environment)
+        } catch {
+            exitWithConfigurationError(error)
+        }
+    }
+
     /// Flags as environment entries, so flags and environment share one parser.
     func environmentOverrides() throws(ConfigurationError) -> [String: String] {
         var overrides: [String: String] = [:]
@@ -126,13 +138,9 @@ func exitWithConfigurationError(_ error: ConfigurationError) -> Never {
 func bootstrapLogging(_ settings: WorkerSettings) {
     let level = Logger.Level(rawValue: settings.logLevel) ?? .info
     let metadata: Logger.Metadata = ["worker": .string(settings.workerID)]
+    let format = WorkerLogHandler.Format(rawValue: settings.logFormat) ?? .json
     LoggingSystem.bootstrap { label in
-        if settings.logFormat == "text" {
-            var handler = TextLogHandler(label: label, metadata: metadata)
-            handler.logLevel = level
-            return handler
-        }
-        var handler = JSONLogHandler(label: label, metadata: metadata)
+        var handler = WorkerLogHandler(label: label, format: format, metadata: metadata)
         handler.logLevel = level
         return handler
     }

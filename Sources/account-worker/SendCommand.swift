@@ -31,14 +31,7 @@ struct SendCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-validate"), help: "Publish commands even if the worker would reject them.") var noValidate = false
 
     func run() async throws {
-        var environment = ProcessInfo.processInfo.environment
-        let kafkaSettings: KafkaConnectionSettings
-        do {
-            environment.merge(try kafka.environmentOverrides()) { $1 }
-            kafkaSettings = try KafkaConnectionSettings.parse(environment: environment)
-        } catch {
-            exitWithConfigurationError(error)
-        }
+        let kafkaSettings = kafka.connectionSettings()
         var commands: [CommandBuilder.Built] = []
         do {
             if jsonl {
