@@ -1,4 +1,5 @@
 import CRdKafka
+import Dispatch
 import Logging
 
 /// A Kafka protocol API, by its request key (not in librdkafka's public headers).
@@ -61,7 +62,10 @@ public final class KafkaMockCluster: @unchecked Sendable {
     }
 
     deinit {
-        rd_kafka_mock_cluster_destroy(cluster)
+        // Joins the mock cluster's thread: off the caller's thread, and
+        // before the parent handle's destroy (same serial queue).
+        let cluster = HandOff(self.cluster)
+        RDKafkaHandle.destroyQueue.async { rd_kafka_mock_cluster_destroy(cluster.value) }
     }
 
     /// Creates a topic; creating an existing topic fails.

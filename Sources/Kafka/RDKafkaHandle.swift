@@ -44,6 +44,13 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     }
 }
 
+/// Moves a librdkafka pointer to the destroy queue. librdkafka's handles may
+/// be used from any thread; the sender gives up its use.
+struct HandOff: @unchecked Sendable {
+    let value: OpaquePointer
+    init(_ value: OpaquePointer) { self.value = value }
+}
+
 /// Owns one `rd_kafka_t` and destroys it in `deinit`.
 final class RDKafkaHandle: @unchecked Sendable {
     let pointer: OpaquePointer
@@ -78,8 +85,18 @@ final class RDKafkaHandle: @unchecked Sendable {
         self.context = context
     }
 
+    /// Where `rd_kafka_destroy` runs: it blocks until librdkafka's threads
+    /// end, and a `deinit` may run on Swift's cooperative pool.
+    static let destroyQueue = DispatchQueue(label: "kafka.destroy")
+
     deinit {
-        rd_kafka_destroy(pointer)
+        let pointer = HandOff(self.pointer)
+        let context = self.context
+        Self.destroyQueue.async {
+            rd_kafka_destroy(pointer.value)
+            // Callbacks fired during destroy still find their context.
+            withExtendedLifetime(context) {}
+        }
     }
 
     private static func makeConf(_ properties: [String: String]) throws(KafkaError) -> OpaquePointer {
