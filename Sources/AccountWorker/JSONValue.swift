@@ -28,6 +28,21 @@ enum JSONValue: Decodable, Sendable, Equatable {
         }
     }
 
+    subscript(key: String) -> JSONValue? {
+        if case .object(let fields) = self { fields[key] } else { nil }
+    }
+
+    var string: String? { if case .string(let value) = self { value } else { nil } }
+    var int: Int? { if case .integer(let value) = self { Int(exactly: value) } else { nil } }
+    var double: Double? {
+        switch self {
+        case .integer(let value): Double(value)
+        case .number(let value): value
+        default: nil
+        }
+    }
+    var isNull: Bool { self == .null }
+
     var typeName: String {
         switch self {
         case .null: "null"

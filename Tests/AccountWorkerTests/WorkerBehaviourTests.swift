@@ -1,4 +1,4 @@
-import AccountWorker
+@testable import AccountWorker
 import Foundation
 import Kafka
 import Testing

@@ -1,4 +1,4 @@
-import AccountWorker
+@testable import AccountWorker
 import AsyncHTTPClient
 import CoreMetrics
 import Foundation
@@ -231,47 +231,5 @@ struct RunningWorker: Sendable {
     }
 }
 
-/// A decoded JSON value for assertions.
-enum TestJSON: Decodable, Sendable, Equatable {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([TestJSON])
-    case object([String: TestJSON])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int.self) {
-            self = .int(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .double(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([TestJSON].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: TestJSON].self))
-        }
-    }
-
-    subscript(key: String) -> TestJSON? {
-        if case .object(let fields) = self { fields[key] } else { nil }
-    }
-
-    var string: String? { if case .string(let value) = self { value } else { nil } }
-    var int: Int? { if case .int(let value) = self { value } else { nil } }
-    var double: Double? {
-        switch self {
-        case .int(let value): Double(value)
-        case .double(let value): value
-        default: nil
-        }
-    }
-    var isNull: Bool { self == .null }
-}
+/// Results are decoded with the worker's own JSON value type.
+typealias TestJSON = JSONValue

@@ -1,4 +1,4 @@
-import AccountWorker
+@testable import AccountWorker
 import Foundation
 import Kafka
 import Testing
@@ -78,7 +78,12 @@ struct WorkerLifecycleTests {
         try await harness.send(#"{"id":"s-4","email":"bad","password":"\#(passwords[3])","maxJobs":5}"#, key: "bad")
         try await harness.send("{\"password\":\"\(passwords[3])\"", key: "broken")
         try await harness.waitForResults(5)
+        try await harness.waitUntil("the dead letter") { harness.deadLetters.count == 1 }
         try await worker.stop()
+        // By contract the DLQ keeps the undecodable message exactly as sent
+        // (its password included, hence its access control); nothing else
+        // ever lands there.
+        #expect(harness.deadLetters.map(\.raw) == ["{\"password\":\"\(passwords[3])\""])
         let logLines = harness.logs.lines.withLock { $0 }
         #expect(logLines.contains { $0.contains("command processed") })
         for text in harness.results.map(\.raw) + logLines {
