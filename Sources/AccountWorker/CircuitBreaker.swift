@@ -51,6 +51,12 @@ public struct CircuitBreaker: Sendable {
         }
     }
 
+    /// A probe ended without an answer to judge (its task was cancelled):
+    /// let another command probe.
+    public mutating func abandonProbe() {
+        probeInFlight = false
+    }
+
     /// Records a call's outcome. `outage` is true for transport errors and 5xx
     /// other than 596. Returns true when this changed the state.
     @discardableResult

@@ -75,9 +75,13 @@ extension AccountWorkerService {
             metrics.inFlight.decrement()
             slots.release()
 
+            if Task.isCancelled {
+                // Abandoned: no result, and no verdict on useapi's health either.
+                if isProbe { breaker.withLock { $0.abandonProbe() } }
+                return nil
+            }
             let failure: UseAPIFailure? = if case .failure(let failure) = outcome { failure } else { nil }
             recordBreaker(email: command.email, outage: failure.map(RetryPolicy.countsAsOutage) ?? false, wasProbe: isProbe)
-            if Task.isCancelled { return nil }
 
             let finalAttempts = attempts
             switch outcome {

@@ -26,10 +26,15 @@ public struct WorkerComponents: Sendable {
         let consumer: KafkaConsumer
         let producer: KafkaProducer
         do {
-            consumer = try KafkaConsumer(
-                configuration: KafkaConsumerConfiguration(client: client, groupID: settings.groupID, topics: [settings.commandTopic]),
-                logger: kafkaLogger ?? logger
-            )
+            var consumerConfiguration = KafkaConsumerConfiguration(client: client, groupID: settings.groupID, topics: [settings.commandTopic])
+            // Eager rebalancing: with librdkafka 2.0.2, a commit racing a
+            // cooperative rebalance's generation bump fails with
+            // ILLEGAL_GENERATION and librdkafka then drops the whole
+            // assignment (librdkafka#4059, fixed upstream in 2.8). Eager
+            // revocations let the worker drain and commit first.
+            // KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY overrides this.
+            consumerConfiguration.assignmentStrategy = .range
+            consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: kafkaLogger ?? logger)
             producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: kafkaLogger ?? logger)
         } catch {
             throw ConfigurationError(kafka: error)

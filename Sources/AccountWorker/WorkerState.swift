@@ -59,17 +59,22 @@ struct WorkerState {
     }
 
     /// Stops new work for `partitions`: their queued commands are dropped
-    /// when reached, and late completions are ignored.
+    /// when reached. Commands already started still complete normally, so
+    /// the revocation's commit covers them.
     mutating func beginRevocation(_ partitions: [KafkaTopicPartition]) {
         for partition in partitions {
             assigned.remove(partition)
-            epochs[partition, default: 0] += 1
         }
     }
 
+    /// The revocation is committed: forget the partitions. A command of
+    /// theirs that finishes later (after a drain timeout) is ignored.
     mutating func finishRevocation(_ partitions: [KafkaTopicPartition]) {
         tracker.remove(partitions)
-        for partition in partitions { started[partition] = nil }
+        for partition in partitions {
+            started[partition] = nil
+            epochs[partition, default: 0] += 1
+        }
     }
 
     func epoch(_ partition: KafkaTopicPartition) -> Int { epochs[partition, default: 0] }

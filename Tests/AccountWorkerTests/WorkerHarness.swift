@@ -156,10 +156,11 @@ final class WorkerHarness: Sendable {
         settings.kafkaProperties.merge(
             ["session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50", "topic.metadata.refresh.interval.ms": "1000"]
         ) { current, _ in current }
+        // HARNESS_KAFKA_LOGS=1 captures librdkafka's and the consumer's logs too, for debugging.
         let components = try WorkerComponents.make(
             settings: settings,
             logger: logs.logger(),
-            kafkaLogger: quietLogger,
+            kafkaLogger: ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)"),
             metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
         )
         let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))

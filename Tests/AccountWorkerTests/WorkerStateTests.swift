@@ -64,11 +64,19 @@ struct WorkerStateTests {
         #expect(state.setBreakerOpen(false) == .resume([partition]))
         guard case .startChain(let key, _) = state.accept(item(7, email: "a@x.io")) else { Issue.record("no chain"); return }
         _ = state.accept(item(8, email: "a@x.io"))
+        _ = state.accept(item(9, email: "a@x.io"))
+        let running = state.nextItem(chain: key).0!
         state.beginRevocation([partition])
+        // The started command finishes during the revocation and is committed;
+        // the queued ones are dropped, uncommitted, for the next owner.
+        _ = state.finish(running, completed: true)
         #expect(state.nextItem(chain: key).0 == nil)
         #expect(state.buffered == 0)
-        #expect(state.takeCommits(for: [partition], force: true) == [partition: 7])
+        #expect(state.takeCommits(for: [partition], force: true) == [partition: 8])
         state.finishRevocation([partition])
+        // A completion after the revocation ended (a drain timeout) is ignored.
+        _ = state.assign([partition])
+        #expect(state.epoch(partition) == 1)
         #expect(state.beginDraining() == .none || state.paused)
     }
 }
