@@ -20,7 +20,11 @@ struct WorkerEndToEndTests {
         try await harness.send(#"{"id":"c-2","type":"account.upsert","email":"bob@example.com","password":"bob-secret-2","maxJobs":2}"#, key: "bob@example.com")
         try await harness.send(#"{"id":"c-3","type":"account.delete","email":"alice@example.com"}"#, key: "alice@example.com")
         try await harness.send(#"{"id":"c-4","type":"account.delete","email":"nobody@example.com"}"#, key: "nobody@example.com")
-        let results = try await harness.waitForResults(4)
+        try await harness.send(
+            #"{"id":"c-5","email":"team@example.com","password":"team-secret-5","maxJobs":1,"useWorkspace":"team-9"}"#,
+            key: "team@example.com"
+        )
+        let results = try await harness.waitForResults(5)
         let byID = Dictionary(uniqueKeysWithValues: results.map { ($0.commandId ?? "", $0) })
 
         let alice = try #require(byID["c-1"])
@@ -60,6 +64,12 @@ struct WorkerEndToEndTests {
         let absent = try #require(byID["c-4"])
         #expect(absent.status == "ok" && absent.code == 404)
         #expect(absent["error"] == nil && absent["errorDetails"] == nil)
+
+        // useWorkspace is forwarded to useapi unchanged, and only when given.
+        let bodies = harness.simulator.journal.requests.filter { $0.method == "POST" }.map(\.body)
+        #expect(bodies.filter { $0.contains(#""useWorkspace":"team-9""#) }.count == 1)
+        #expect(bodies.filter { $0.contains("useWorkspace") }.count == 1)
+        #expect(byID["c-5"]?.status == "ok")
 
         // Nothing secret in any result.
         for result in results {

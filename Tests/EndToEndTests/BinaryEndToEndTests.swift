@@ -74,6 +74,11 @@ struct BinaryEndToEndTests {
         #expect(lines.first?.contains("MAX_IN_FLIGHT") == true)
         #expect(!worker.output.contains("TopSecretToken"))
 
+        let badProperty = try await harness.startWorker(workerID: "bad", ["KAFKA_CONFIG_NO_SUCH_THING": "1"])
+        #expect(try await badProperty.waitForExit(timeout: .seconds(10)) == 2)
+        #expect(badProperty.output.split(separator: "\n").count == 1)
+        #expect(badProperty.output.contains("KAFKA_CONFIG_NO_SUCH_THING"))
+
         let noToken = try WorkerProcess(arguments: ["run"], environment: ["KAFKA_BROKERS": harness.cluster.bootstrapServers])
         #expect(try await noToken.waitForExit(timeout: .seconds(10)) == 2)
         #expect(noToken.output.contains("USEAPI_TOKEN"))
