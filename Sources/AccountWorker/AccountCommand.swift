@@ -76,8 +76,13 @@ public struct CommandDecoder: Sendable {
         func reject(_ field: String, _ message: String) -> Result<AccountCommand, CommandRejection> {
             .failure(
                 CommandRejection(
-                    code: 400, message: message, field: field, isUndecodable: false,
-                    commandId: readableID, email: readableEmail, type: type
+                    code: 400,
+                    message: message,
+                    field: field,
+                    isUndecodable: false,
+                    commandId: readableID,
+                    email: readableEmail,
+                    type: type
                 )
             )
         }

@@ -1,7 +1,7 @@
+import CoreMetrics
 import Foundation
 import Kafka
 import Logging
-import CoreMetrics
 import ServiceLifecycle
 import Synchronization
 import UseAPI
@@ -201,7 +201,10 @@ public final class AccountWorkerService: Service, Sendable {
             let partitions = Array(assigned)
             do {
                 if paused { try consumer.pause(partitions) } else { try consumer.resume(partitions) }
-                logger.info(paused ? "fetching paused" : "fetching resumed", metadata: ["worker.buffered": "\(state.withLock { $0.buffered })"])
+                logger.info(
+                    paused ? "fetching paused" : "fetching resumed",
+                    metadata: ["worker.buffered": "\(state.withLock { $0.buffered })"]
+                )
             } catch {
                 logger.warning("pause/resume failed", metadata: ["error": "\(error)"])
             }
@@ -232,7 +235,9 @@ public final class AccountWorkerService: Service, Sendable {
             metrics.commitsSync.increment()
             logger.info(
                 "offsets committed",
-                metadata: ["commit.reason": "\(reason)", "kafka.offsets": "\(commits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"]
+                metadata: [
+                    "commit.reason": "\(reason)", "kafka.offsets": "\(commits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })",
+                ]
             )
         } catch {
             metrics.commitFailures.increment()
@@ -255,7 +260,10 @@ public final class AccountWorkerService: Service, Sendable {
         let fetch = state.withLock { $0.beginDraining() }
         syncFetching(fetch)
         let buffered = state.withLock { $0.buffered }
-        logger.info("draining", metadata: ["worker.buffered": "\(buffered)", "shutdown.timeout_ms": "\(settings.shutdownTimeout.milliseconds)"])
+        logger.info(
+            "draining",
+            metadata: ["worker.buffered": "\(buffered)", "shutdown.timeout_ms": "\(settings.shutdownTimeout.milliseconds)"]
+        )
         if !(await wait(for: .idle, timeout: settings.shutdownTimeout)) {
             logger.warning(
                 "shutdown timeout reached: abandoning unfinished commands (they are not committed and will be redelivered)",

@@ -185,7 +185,10 @@ extension AccountWorkerService {
         metrics.breakerOpen.record(open ? 1 : 0)
         if open {
             metrics.breakerOpenings.increment()
-            logger.warning("circuit opened: useapi looks down; pausing calls and fetching, probing", metadata: ["breaker.threshold": "\(settings.breakerThreshold)"])
+            logger.warning(
+                "circuit opened: useapi looks down; pausing calls and fetching, probing",
+                metadata: ["breaker.threshold": "\(settings.breakerThreshold)"]
+            )
         } else {
             logger.info("circuit closed: useapi answers again; resuming")
         }

@@ -29,7 +29,8 @@ func flatten(_ value: Logger.MetadataValue) -> String {
     case .string(let text): text
     case .stringConvertible(let convertible): convertible.description
     case .array(let values): "[" + values.map(flatten).joined(separator: ", ") + "]"
-    case .dictionary(let values): "{" + values.sorted { $0.key < $1.key }.map { "\($0.key): \(flatten($0.value))" }.joined(separator: ", ") + "}"
+    case .dictionary(let values):
+        "{" + values.sorted { $0.key < $1.key }.map { "\($0.key): \(flatten($0.value))" }.joined(separator: ", ") + "}"
     }
 }
 
@@ -45,7 +46,8 @@ func jsonEscaped(_ text: String) -> String {
         case "\n": escaped += "\\n"
         case "\r": escaped += "\\r"
         case "\t": escaped += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
+        case _
+        where scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
             || scalar == "\u{2028}" || scalar == "\u{2029}":
             escaped += String(format: "\\u%04X", scalar.value)
         default: escaped.unicodeScalars.append(scalar)

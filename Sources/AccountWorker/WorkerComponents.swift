@@ -26,7 +26,11 @@ public struct WorkerComponents: Sendable {
         let consumer: KafkaConsumer
         let producer: KafkaProducer
         do {
-            var consumerConfiguration = KafkaConsumerConfiguration(client: client, groupID: settings.groupID, topics: [settings.commandTopic])
+            var consumerConfiguration = KafkaConsumerConfiguration(
+                client: client,
+                groupID: settings.groupID,
+                topics: [settings.commandTopic]
+            )
             // Eager rebalancing: with librdkafka 2.0.2, a commit racing a
             // cooperative rebalance's generation bump fails with
             // ILLEGAL_GENERATION and librdkafka then drops the whole

@@ -99,7 +99,10 @@ public struct WorkerSettings: Sendable {
             guard !token.isEmpty else { throw ConfigurationError(setting: "USEAPI_TOKEN_FILE", message: "\(path) is empty") }
         }
         guard !token.contains(where: { $0.isNewline || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else {
-            throw ConfigurationError(setting: value("USEAPI_TOKEN_FILE") == nil ? "USEAPI_TOKEN" : "USEAPI_TOKEN_FILE", message: "contains control characters")
+            throw ConfigurationError(
+                setting: value("USEAPI_TOKEN_FILE") == nil ? "USEAPI_TOKEN" : "USEAPI_TOKEN_FILE",
+                message: "contains control characters"
+            )
         }
 
         let workerID = value("WORKER_ID") ?? ProcessInfo.processInfo.hostName
@@ -126,7 +129,9 @@ public struct WorkerSettings: Sendable {
         settings.maxCommandBytes = try integer("MAX_COMMAND_BYTES", 1...16 << 20, default: settings.maxCommandBytes)
         settings.httpPort = try integer("HTTP_PORT", 0...65_535, default: settings.httpPort)
         settings.maxBufferedCommands = try integer(
-            "MAX_BUFFERED_COMMANDS", 1...1_000_000, default: max(settings.maxBufferedCommands, settings.maxInFlight * 4)
+            "MAX_BUFFERED_COMMANDS",
+            1...1_000_000,
+            default: max(settings.maxBufferedCommands, settings.maxInFlight * 4)
         )
         settings.logLevel = value("LOG_LEVEL")?.lowercased() ?? settings.logLevel
         guard logLevels.contains(settings.logLevel) else {
@@ -162,8 +167,12 @@ public struct WorkerSettings: Sendable {
             "max_in_flight": String(maxInFlight),
             "max_attempts": String(maxAttempts),
             "breaker_threshold": String(breakerThreshold),
-            "request_timeout_ms": String(requestTimeout.components.seconds * 1000 + requestTimeout.components.attoseconds / 1_000_000_000_000_000),
-            "shutdown_timeout_ms": String(shutdownTimeout.components.seconds * 1000 + shutdownTimeout.components.attoseconds / 1_000_000_000_000_000),
+            "request_timeout_ms": String(
+                requestTimeout.components.seconds * 1000 + requestTimeout.components.attoseconds / 1_000_000_000_000_000
+            ),
+            "shutdown_timeout_ms": String(
+                shutdownTimeout.components.seconds * 1000 + shutdownTimeout.components.attoseconds / 1_000_000_000_000_000
+            ),
             "max_command_bytes": String(maxCommandBytes),
             "max_buffered_commands": String(maxBufferedCommands),
             "http_port": String(httpPort),

@@ -64,7 +64,9 @@ public enum Demo {
             group.addTask { try await workerGroup.run() }
 
             if !options.json {
-                write("account-worker demo: \(scenario.commands.count) commands → mock Kafka → worker → useapi simulator (\(options.latencyMs) ms latency)")
+                write(
+                    "account-worker demo: \(scenario.commands.count) commands → mock Kafka → worker → useapi simulator (\(options.latencyMs) ms latency)"
+                )
                 write("")
                 write(ResultTable.header)
             }

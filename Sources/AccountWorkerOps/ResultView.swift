@@ -52,7 +52,8 @@ public enum ResultTable {
         }
         let error = [result.error, result.errorDetails].compactMap { $0 }.joined(separator: " — ")
         return row([
-            sanitized(result.email ?? "(unreadable)"), result.type.replacingOccurrences(of: "account.", with: ""), result.status, String(result.code), String(result.attempts), expires, remaining,
+            sanitized(result.email ?? "(unreadable)"), result.type.replacingOccurrences(of: "account.", with: ""), result.status,
+            String(result.code), String(result.attempts), expires, remaining,
             sanitized(error),
         ])
     }
@@ -67,7 +68,8 @@ public enum ResultTable {
 
     static func row(_ cells: [String]) -> String {
         zip(cells, columns).map { cell, column in
-            cell.count > column.width ? String(cell.prefix(column.width - 1)) + "…" : cell.padding(toLength: column.width, withPad: " ", startingAt: 0)
+            cell.count > column.width
+                ? String(cell.prefix(column.width - 1)) + "…" : cell.padding(toLength: column.width, withPad: " ", startingAt: 0)
         }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
     }
 

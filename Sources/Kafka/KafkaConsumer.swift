@@ -285,7 +285,10 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(rk, partitions) {
-                    logger.error("Kafka incremental unassign failed", metadata: ["kafka.error.name": "\(KafkaError(consuming: error).name)"])
+                    logger.error(
+                        "Kafka incremental unassign failed",
+                        metadata: ["kafka.error.name": "\(KafkaError(consuming: error).name)"]
+                    )
                 }
             } else {
                 rd_kafka_assign(rk, nil)

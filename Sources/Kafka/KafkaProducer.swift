@@ -257,9 +257,11 @@ private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPoi
     return bytes.withUnsafeBytes { body($0) }
 }
 
-private let rdKafkaDeliveryCallback:
-    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
-        _, message, opaque in
+private let rdKafkaDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void =
+    {
+        _,
+        message,
+        opaque in
         guard let message else { return }
         RDKafkaCallbackContext.from(opaque)?.delegate?.delivered(message)
     }

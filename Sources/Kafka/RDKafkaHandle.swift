@@ -127,46 +127,50 @@ final class RDKafkaHandle: @unchecked Sendable {
     }
 }
 
-private let rdKafkaLogCallback:
-    @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
-        rk, level, facility, message in
-        guard let rk, let context = RDKafkaCallbackContext.from(rd_kafka_opaque(rk)) else { return }
-        let logLevel: Logger.Level =
-            switch level {
-            case 0...2: .critical
-            case 3: .error
-            case 4: .warning
-            case 5: .notice
-            case 6: .info
-            default: .debug
-            }
-        context.logger.log(
-            level: logLevel,
-            "librdkafka",
-            metadata: [
-                "kafka.facility": .string(facility.map { String(cString: $0) } ?? ""),
-                "kafka.message": .string(message.map { String(cString: $0) } ?? ""),
-            ]
-        )
-    }
+private let rdKafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
+    rk,
+    level,
+    facility,
+    message in
+    guard let rk, let context = RDKafkaCallbackContext.from(rd_kafka_opaque(rk)) else { return }
+    let logLevel: Logger.Level =
+        switch level {
+        case 0...2: .critical
+        case 3: .error
+        case 4: .warning
+        case 5: .notice
+        case 6: .info
+        default: .debug
+        }
+    context.logger.log(
+        level: logLevel,
+        "librdkafka",
+        metadata: [
+            "kafka.facility": .string(facility.map { String(cString: $0) } ?? ""),
+            "kafka.message": .string(message.map { String(cString: $0) } ?? ""),
+        ]
+    )
+}
 
-private let rdKafkaErrorCallback:
-    @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
-        _, code, reason, opaque in
-        guard let context = RDKafkaCallbackContext.from(opaque) else { return }
-        let err = rd_kafka_resp_err_t(rawValue: code)
-        let isFatal = err == RD_KAFKA_RESP_ERR__FATAL
-        context.logger.log(
-            // Non-fatal errors are also logged by librdkafka itself (log callback).
-            level: isFatal ? .error : .debug,
-            "Kafka client error",
-            metadata: [
-                "kafka.error.name": .string(String(cString: rd_kafka_err2name(err))),
-                "kafka.error.code": .stringConvertible(code),
-                "kafka.error.reason": .string(reason.map { String(cString: $0) } ?? ""),
-            ]
-        )
-    }
+private let rdKafkaErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
+    _,
+    code,
+    reason,
+    opaque in
+    guard let context = RDKafkaCallbackContext.from(opaque) else { return }
+    let err = rd_kafka_resp_err_t(rawValue: code)
+    let isFatal = err == RD_KAFKA_RESP_ERR__FATAL
+    context.logger.log(
+        // Non-fatal errors are also logged by librdkafka itself (log callback).
+        level: isFatal ? .error : .debug,
+        "Kafka client error",
+        metadata: [
+            "kafka.error.name": .string(String(cString: rd_kafka_err2name(err))),
+            "kafka.error.code": .stringConvertible(code),
+            "kafka.error.reason": .string(reason.map { String(cString: $0) } ?? ""),
+        ]
+    )
+}
 
 // MARK: - Topic partition lists
 

@@ -37,7 +37,10 @@ public final class WorkerHTTPServer: Service, Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in
             let report = self.report()
-            return Self.json(report.alive ? .ok : .serviceUnavailable, ["status": report.alive ? "alive" : "stuck", "reasons": report.reasons])
+            return Self.json(
+                report.alive ? .ok : .serviceUnavailable,
+                ["status": report.alive ? "alive" : "stuck", "reasons": report.reasons]
+            )
         }
         router.get("/readyz") { _, _ in
             let report = self.report()

@@ -7,7 +7,8 @@ struct AccountWorkerCommand: AsyncParsableCommand {
         commandName: "account-worker",
         abstract: "Applies Runway account-configuration commands from Kafka to useapi.net.",
         version: accountWorkerVersion,
-        subcommands: [RunCommand.self, DemoCommand.self, SendCommand.self, ResultsCommand.self, DevKafkaCommand.self, SimulateUseAPICommand.self]
+        subcommands: [
+            RunCommand.self, DemoCommand.self, SendCommand.self, ResultsCommand.self, DevKafkaCommand.self, SimulateUseAPICommand.self,
+        ]
     )
 }
-

@@ -1,10 +1,10 @@
 import AccountWorker
 import ArgumentParser
-import Prometheus
-import WorkerHTTP
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
+import WorkerHTTP
 
 /// Settings shared by every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {

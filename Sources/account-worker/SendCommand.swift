@@ -41,7 +41,9 @@ struct SendCommand: AsyncParsableCommand {
                 }
             } else {
                 guard let email else { throw ValidationError("give --email (or --jsonl)") }
-                guard let commandType = CommandType(rawValue: type) else { throw ValidationError("--type must be account.upsert or account.delete") }
+                guard let commandType = CommandType(rawValue: type) else {
+                    throw ValidationError("--type must be account.upsert or account.delete")
+                }
                 var password: String?
                 if commandType == .upsert {
                     if let passwordFile {

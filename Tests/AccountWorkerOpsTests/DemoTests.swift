@@ -37,12 +37,14 @@ struct DemoTests {
     @Test("table rows: JWT expiry as a date and as 'in 29d', errors, no control characters")
     func rows() throws {
         let now = Date(timeIntervalSince1970: 1_732_266_598)
-        let json = #"{"commandId":"c","type":"account.upsert","email":"a@x.io","status":"ok","code":200,"maxJobs":5,"jwt":{"exp":1734858598.864,"iat":1732266598.864,"id":1},"attempts":1}"#
+        let json =
+            #"{"commandId":"c","type":"account.upsert","email":"a@x.io","status":"ok","code":200,"maxJobs":5,"jwt":{"exp":1734858598.864,"iat":1732266598.864,"id":1},"attempts":1}"#
         let ok = try #require(ResultView.decode(Array(json.utf8)))
         let row = ResultTable.row(ok, now: now)
         #expect(row.contains("2024-12-22 09:09"))
         #expect(row.contains("in 30d"))
-        let bad = #"{"commandId":null,"type":"account.upsert","email":"evil\u001b[31m@x.io","status":"error","code":400,"error":"bad\nline","attempts":0}"#
+        let bad =
+            #"{"commandId":null,"type":"account.upsert","email":"evil\u001b[31m@x.io","status":"error","code":400,"error":"bad\nline","attempts":0}"#
         let error = try #require(ResultView.decode(Array(bad.utf8)))
         let errorRow = ResultTable.row(error, now: now)
         #expect(!errorRow.contains("\u{1B}") && !errorRow.contains("\n"))

@@ -24,7 +24,9 @@ struct CommandDecoderTests {
         #expect(upsert.password == "pw")
         #expect(upsert.maxJobs == 5)
         #expect(upsert.useWorkspace == .team("team-1"))
-        let withFlag = try decode(#"{"id":"c-1","type":"account.upsert","email":"a@b.io","password":"pw","maxJobs":1,"useWorkspace":false}"#).get()
+        let withFlag = try decode(
+            #"{"id":"c-1","type":"account.upsert","email":"a@b.io","password":"pw","maxJobs":1,"useWorkspace":false}"#
+        ).get()
         #expect(withFlag.useWorkspace == .enabled(false))
         let delete = try decode(#"{"id":"c-2","type":"account.delete","email":"a@b.io"}"#).get()
         #expect(delete.type == .delete)

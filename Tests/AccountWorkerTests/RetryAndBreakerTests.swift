@@ -20,7 +20,10 @@ struct RetryAndBreakerTests {
         #expect(RetryPolicy.countsAsOutage(api(status)) == (status >= 500))
     }
 
-    @Test("transport failures are retried and count as an outage", arguments: [UseAPITransportError.Kind.timeout, .connection, .tls, .invalidResponse])
+    @Test(
+        "transport failures are retried and count as an outage",
+        arguments: [UseAPITransportError.Kind.timeout, .connection, .tls, .invalidResponse]
+    )
     func transport(kind: UseAPITransportError.Kind) {
         let failure = UseAPIFailure.transport(UseAPITransportError(kind: kind, message: "x"))
         #expect(RetryPolicy.disposition(of: failure) == .retry(retryAfter: nil))

@@ -1,9 +1,10 @@
-@testable import AccountWorker
 import Foundation
 import Kafka
 import Testing
 import UseAPI
 import UseAPISimulator
+
+@testable import AccountWorker
 
 @Suite("Worker behaviour: codes, retries, order, concurrency, outages", .timeLimit(.minutes(4)))
 struct WorkerBehaviourTests {

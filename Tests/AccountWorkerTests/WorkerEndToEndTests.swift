@@ -1,9 +1,10 @@
-@testable import AccountWorker
 import Foundation
 import Kafka
 import Testing
 import UseAPI
 import UseAPISimulator
+
+@testable import AccountWorker
 
 @Suite("Worker end to end (in-process, mock Kafka + simulator)", .timeLimit(.minutes(3)))
 struct WorkerEndToEndTests {
@@ -17,7 +18,10 @@ struct WorkerEndToEndTests {
             key: "alice@example.com",
             headers: [KafkaHeader(key: "traceparent", value: trace)]
         )
-        try await harness.send(#"{"id":"c-2","type":"account.upsert","email":"bob@example.com","password":"bob-secret-2","maxJobs":2}"#, key: "bob@example.com")
+        try await harness.send(
+            #"{"id":"c-2","type":"account.upsert","email":"bob@example.com","password":"bob-secret-2","maxJobs":2}"#,
+            key: "bob@example.com"
+        )
         try await harness.send(#"{"id":"c-3","type":"account.delete","email":"alice@example.com"}"#, key: "alice@example.com")
         try await harness.send(#"{"id":"c-4","type":"account.delete","email":"nobody@example.com"}"#, key: "nobody@example.com")
         try await harness.send(
@@ -111,9 +115,15 @@ struct WorkerEndToEndTests {
         // Only the valid command reached useapi.
         #expect(harness.simulator.journal.totalRequests == 1)
 
-        let letters = harness.deadLetters.sorted { $0.headers.string(for: "dlq-source-offset")! < $1.headers.string(for: "dlq-source-offset")! }
+        let letters = harness.deadLetters.sorted {
+            $0.headers.string(for: "dlq-source-offset")! < $1.headers.string(for: "dlq-source-offset")!
+        }
         #expect(letters.map { $0.headers.string(for: "dlq-source-offset") } == ["2", "3", "4", "5"])
-        #expect(letters.map { $0.headers.string(for: "dlq-reason") } == ["not-a-json-object", "not-a-json-object", "not-a-json-object", "too-large"])
+        #expect(
+            letters.map { $0.headers.string(for: "dlq-reason") } == [
+                "not-a-json-object", "not-a-json-object", "not-a-json-object", "too-large",
+            ]
+        )
         #expect(letters[0].raw == "not json at all")
         #expect(letters[0].key == "k-text")
         #expect(letters[0].headers.string(for: "origin") == "test")

@@ -1,4 +1,3 @@
-@testable import AccountWorker
 import AsyncHTTPClient
 import CoreMetrics
 import Foundation
@@ -9,6 +8,8 @@ import Synchronization
 import Testing
 import UseAPI
 import UseAPISimulator
+
+@testable import AccountWorker
 
 let workerTestToken = "user:777-WorkerTestToken0123"
 
@@ -151,16 +152,22 @@ final class WorkerHarness: Sendable {
     }
 
     /// Starts a worker in-process; stop it with `RunningWorker.stop()`.
-    func startWorker(_ settings: WorkerSettings, metricsFactory: (any MetricsFactory)? = nil, before: [any Service] = []) throws -> RunningWorker {
+    func startWorker(_ settings: WorkerSettings, metricsFactory: (any MetricsFactory)? = nil, before: [any Service] = []) throws
+        -> RunningWorker
+    {
         var settings = settings
         settings.kafkaProperties.merge(
-            ["session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50", "topic.metadata.refresh.interval.ms": "1000"]
+            [
+                "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50",
+                "topic.metadata.refresh.interval.ms": "1000",
+            ]
         ) { current, _ in current }
         // HARNESS_KAFKA_LOGS=1 captures librdkafka's and the consumer's logs too, for debugging.
         let components = try WorkerComponents.make(
             settings: settings,
             logger: logs.logger(),
-            kafkaLogger: ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)"),
+            kafkaLogger: ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil
+                ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)"),
             metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
         )
         let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))
@@ -169,7 +176,8 @@ final class WorkerHarness: Sendable {
     }
 
     @discardableResult
-    func send(_ json: String, key: String? = nil, headers: [KafkaHeader] = [], partition: Int32? = nil) async throws -> KafkaDeliveryReport {
+    func send(_ json: String, key: String? = nil, headers: [KafkaHeader] = [], partition: Int32? = nil) async throws -> KafkaDeliveryReport
+    {
         try await send(bytes: Array(json.utf8), key: key, headers: headers, partition: partition)
     }
 

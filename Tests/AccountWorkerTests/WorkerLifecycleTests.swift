@@ -1,9 +1,10 @@
-@testable import AccountWorker
 import Foundation
 import Kafka
 import Testing
 import UseAPI
 import UseAPISimulator
+
+@testable import AccountWorker
 
 @Suite("Worker lifecycle: shutdown, rebalancing, secrets", .timeLimit(.minutes(4)))
 struct WorkerLifecycleTests {

@@ -67,7 +67,10 @@ struct WorkerSettingsTests {
 
     @Test("the token can come from a file, but not from both places")
     func tokenFile() throws {
-        let settings = try parse(["KAFKA_BROKERS": "k:1", "USEAPI_TOKEN_FILE": "/run/secrets/t"], files: ["/run/secrets/t": "user:2-FromFile\n"])
+        let settings = try parse(
+            ["KAFKA_BROKERS": "k:1", "USEAPI_TOKEN_FILE": "/run/secrets/t"],
+            files: ["/run/secrets/t": "user:2-FromFile\n"]
+        )
         #expect(settings.useapiToken == "user:2-FromFile")
         #expect(failure(["KAFKA_BROKERS": "k:1", "USEAPI_TOKEN_FILE": "/missing"])?.setting == "USEAPI_TOKEN_FILE")
         #expect(failure(minimal.merging(["USEAPI_TOKEN_FILE": "/run/secrets/t"]) { $1 })?.setting == "USEAPI_TOKEN_FILE")

@@ -24,15 +24,19 @@ struct OperatorCommandTests {
         defer { try? FileManager.default.removeItem(at: passwordFile) }
 
         let fromFlags = try WorkerProcess(
-            arguments: ["send", "--brokers", harness.cluster.bootstrapServers, "--email", "one@x.io", "--max-jobs", "4", "--id", "send-1",
-                        "--password-file", passwordFile.path],
+            arguments: [
+                "send", "--brokers", harness.cluster.bootstrapServers, "--email", "one@x.io", "--max-jobs", "4", "--id", "send-1",
+                "--password-file", passwordFile.path,
+            ],
             environment: environment
         )
         #expect(try await fromFlags.waitForExit(timeout: .seconds(30)) == 0)
         #expect(fromFlags.output.split(separator: "\n").last == "send-1")
         #expect(!fromFlags.output.contains("Send-Secret-77"))
 
-        let lines = #"{"id":"send-2","email":"two@x.io","password":"p","maxJobs":2}"# + "\n" + #"{"type":"account.delete","email":"three@x.io"}"# + "\n"
+        let lines =
+            #"{"id":"send-2","email":"two@x.io","password":"p","maxJobs":2}"# + "\n" + #"{"type":"account.delete","email":"three@x.io"}"#
+            + "\n"
         let fromLines = try WorkerProcess(
             arguments: ["send", "--brokers", harness.cluster.bootstrapServers, "--jsonl"],
             environment: environment,
@@ -59,7 +63,10 @@ struct OperatorCommandTests {
         let now = Date().timeIntervalSince1970
         func result(_ id: String, _ email: String, status: String, code: Int, expiresIn days: Double? = nil) -> (String, String) {
             let jwt = days.map { #","jwt":{"exp":\#(now + $0 * 86_400),"iat":\#(now),"id":1}"# } ?? ""
-            return (email, #"{"commandId":"\#(id)","type":"account.upsert","email":"\#(email)","status":"\#(status)","code":\#(code),"attempts":1\#(jwt)}"#)
+            return (
+                email,
+                #"{"commandId":"\#(id)","type":"account.upsert","email":"\#(email)","status":"\#(status)","code":\#(code),"attempts":1\#(jwt)}"#
+            )
         }
         let published = [
             result("r-1", "late@x.io", status: "ok", code: 200, expiresIn: 29),
@@ -70,8 +77,10 @@ struct OperatorCommandTests {
         try await kcat(["-b", harness.cluster.bootstrapServers, "-P", "-t", harness.resultTopic, "-K", "\t"], input: input)
 
         let errors = try WorkerProcess(
-            arguments: ["results", "--brokers", harness.cluster.bootstrapServers, "--from", "beginning", "--format", "json",
-                        "--status", "error", "--exit-at-end"],
+            arguments: [
+                "results", "--brokers", harness.cluster.bootstrapServers, "--from", "beginning", "--format", "json",
+                "--status", "error", "--exit-at-end",
+            ],
             environment: environment
         )
         #expect(try await errors.waitForExit(timeout: .seconds(30)) == 0)
@@ -125,9 +134,11 @@ struct OperatorCommandTests {
         func curl(_ email: String, token: String = "user:9-sim") async throws -> String {
             try await run(
                 "/usr/bin/curl",
-                ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer \(token)",
-                 "-H", "Content-Type: application/json", "-d", #"{"email":"\#(email)","password":"p","maxJobs":3}"#,
-                 "http://127.0.0.1:\(port)/v1/runwayml/accounts/\(email)"]
+                [
+                    "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer \(token)",
+                    "-H", "Content-Type: application/json", "-d", #"{"email":"\#(email)","password":"p","maxJobs":3}"#,
+                    "http://127.0.0.1:\(port)/v1/runwayml/accounts/\(email)",
+                ]
             )
         }
         #expect(try await curl("a@x.io") == "200")

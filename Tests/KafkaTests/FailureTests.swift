@@ -29,7 +29,9 @@ struct FailureTests {
 
         #expect(try await sends.value == [1, 2, 3])
         try await collector.waitForMessages(4)
-        #expect(collector.messages.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["before", "during-0", "during-1", "during-2"])
+        #expect(
+            collector.messages.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["before", "during-0", "during-1", "during-2"]
+        )
         await consumer.close()
         await collector.finish()
         await producer.close()

@@ -15,7 +15,10 @@ struct ProduceConsumeTests {
                 topic: topic,
                 key: "alice@example.com".bytes,
                 value: #"{"id":"1"}"#.bytes,
-                headers: [KafkaHeader(key: "traceparent", value: "00-abc-def-01"), KafkaHeader(key: "repeat", value: "a"), KafkaHeader(key: "repeat", value: "b")]
+                headers: [
+                    KafkaHeader(key: "traceparent", value: "00-abc-def-01"), KafkaHeader(key: "repeat", value: "a"),
+                    KafkaHeader(key: "repeat", value: "b"),
+                ]
             ),
             KafkaProducerMessage(topic: topic, key: binary, value: binary, headers: [KafkaHeader(key: "bin", value: binary)]),
             KafkaProducerMessage(topic: topic, key: "k".bytes, value: [], headers: [KafkaHeader(key: "null-header", value: nil)]),

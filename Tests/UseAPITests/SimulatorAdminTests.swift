@@ -21,7 +21,12 @@ struct SimulatorAdminTests {
     func adminEndpoint() async throws {
         try await withSimulator { simulator, client in
             let baseURL = await simulator.baseURL()
-            let (faultStatus, _) = try await admin(.PUT, "/_admin/faults", body: #"[{"emailPrefix":"flaky","failFirst":1}]"#, baseURL: baseURL)
+            let (faultStatus, _) = try await admin(
+                .PUT,
+                "/_admin/faults",
+                body: #"[{"emailPrefix":"flaky","failFirst":1}]"#,
+                baseURL: baseURL
+            )
             #expect(faultStatus == 200)
             let flaky = await failure { _ = try await client.upsert(email: "flaky@x.io", password: "hunter2-pw", maxJobs: 1) }
             #expect(flaky?.apiError?.statusCode == 503)
