@@ -42,6 +42,8 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Stops fetching from `partitions`; records already delivered stay delivered.
+    /// A pause lasts while the partition stays assigned: a partition that is
+    /// revoked and assigned again starts unpaused.
     public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
         try core.pauseResume(partitions, pause: true)
     }
@@ -262,6 +264,12 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             }
             // Cooperative rebalances often assign nothing new: not an event.
             guard !list.isEmpty else { return }
+            // librdkafka keeps a partition's pause across unassign and a later
+            // assign; a new assignment starts fetching, as in Kafka's Java client.
+            let resumeErr = rd_kafka_resume_partitions(rk, partitions)
+            if resumeErr != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning("Kafka resume of new partitions failed", metadata: ["kafka.error.name": "\(KafkaError(resumeErr).name)"])
+            }
             logger.info("Kafka partitions assigned", metadata: ["kafka.partitions": "\(list.sorted())"])
             deliver(.partitionsAssigned(list))
 

@@ -126,4 +126,35 @@ struct GroupTests {
         await firstEvents.finish()
         await producer.close()
     }
+
+    @Test("a paused partition that is revoked and assigned again starts fetching (librdkafka would keep it paused)")
+    func pauseDoesNotSurviveReassignment() async throws {
+        let env = try KafkaTestEnvironment()
+        let topic = try env.makeTopic(partitions: 2)
+        let group = env.uniqueGroup()
+        let first = try env.consumer(group: group, topics: [topic], strategy: .range)
+        let firstEvents = EventCollector(first)
+        try await firstEvents.wait(for: "both partitions") { _ in first.assignment.count == 2 }
+        try first.pause(Array(first.assignment))
+
+        // A second member joins and leaves: two eager rebalances revoke and
+        // re-assign everything the first member had.
+        let second = try env.consumer(group: group, topics: [topic], strategy: .range)
+        let secondEvents = EventCollector(second)
+        try await secondEvents.waitForAssignment()
+        await second.close()
+        await secondEvents.finish()
+        try await firstEvents.wait(for: "both partitions again") { events in
+            first.assignment.count == 2 && events.rebalances.last?.hasPrefix("assigned") == true
+        }
+
+        let producer = try env.producer()
+        for partition: Int32 in [0, 1] {
+            try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "after".bytes, partition: partition))
+        }
+        try await firstEvents.waitForMessages(2, timeout: .seconds(20))
+        await first.close()
+        await firstEvents.finish()
+        await producer.close()
+    }
 }

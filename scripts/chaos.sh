@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Chaos run: three `account-worker run` replicas against a mock Kafka cluster
+# and the useapi simulator, while workers are killed (SIGKILL), stopped
+# (SIGTERM) and restarted and useapi has outages. Checks that every command
+# gets a result; prints how many were reported more than once (allowed:
+# at-least-once). Exits 1 if any command is lost.
+#   scripts/chaos.sh [commands=2000] [chaos_seconds=30]   (about 60 commands/s get through)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-2000}
+chaos_seconds=${2:-30}
+command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
+swift build -c release --product account-worker >/dev/null
+bin="$(swift build -c release --show-bin-path)/account-worker"
+tmp=$(mktemp -d)
+declare -A workers
+helpers=()
+cleanup() {
+  for pid in "${workers[@]}" "${helpers[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$bin" dev-kafka --partitions 6 --bootstrap-file "$tmp/bootstrap" >/dev/null &
+helpers+=($!)
+for _ in $(seq 100); do [ -s "$tmp/bootstrap" ] && break; sleep 0.1; done
+brokers=$(cat "$tmp/bootstrap")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export USEAPI_TOKEN="user:1-chaos"
+"$bin" simulate-useapi --port "$port" --latency-ms 200 --log-level error &
+helpers+=($!)
+
+start_worker() {
+  KAFKA_BROKERS="$brokers" USEAPI_BASE_URL="http://127.0.0.1:$port" HTTP_PORT=0 LOG_LEVEL=warning LOG_FORMAT=text \
+    MAX_IN_FLIGHT=4 SHUTDOWN_TIMEOUT_MS=5000 BREAKER_THRESHOLD=5 WORKER_ID="$1" \
+    KAFKA_CONFIG_SESSION_TIMEOUT_MS=6000 KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS=500 \
+    "$bin" run >>"$tmp/$1.log" 2>&1 &
+  workers[$1]=$!
+}
+faults() {
+  curl -s -o /dev/null -X PUT --data "$1" "http://127.0.0.1:$port/_admin/faults"
+}
+
+python3 - "$count" > "$tmp/commands" <<'PY'
+import json, sys
+for i in range(int(sys.argv[1])):
+    print(json.dumps({"id": f"chaos-{i}", "email": f"chaos{i % 50}@example.com", "password": "pw", "maxJobs": i % 10 + 1}))
+PY
+for name in w1 w2 w3; do start_worker "$name"; done
+KAFKA_BROKERS="$brokers" "$bin" send --jsonl < "$tmp/commands" >/dev/null
+
+echo "chaos for ${chaos_seconds}s on $count commands, 3 workers"
+end=$((SECONDS + chaos_seconds))
+actions=0
+while [ $SECONDS -lt $end ]; do
+  sleep $((RANDOM % 3 + 1))
+  name="w$((RANDOM % 3 + 1))"
+  case $((RANDOM % 4)) in
+    0) echo "  SIGKILL $name"; kill -9 "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
+    1) echo "  SIGTERM $name"; kill -TERM "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
+    2) echo "  useapi outage (503) for 2s"; faults '[{"serverErrorRate":1}]'; sleep 2; faults '[{"latencyMs":200}]' ;;
+    3) echo "  useapi hangs and drops for 2s"; faults '[{"hangRate":0.3,"hangMs":3000,"dropRate":0.3,"latencyMs":200}]'; sleep 2; faults '[{"latencyMs":200}]' ;;
+  esac
+  actions=$((actions + 1))
+done
+faults '[{"latencyMs":200}]'
+
+# A killed member holds its partitions until its session times out (6 s here),
+# and every eager rebalance waits for the slowest member: recovery takes a while.
+deadline=$((SECONDS + 300))
+while :; do
+  KAFKA_BROKERS="$brokers" "$bin" results --from beginning --format json --exit-at-end > "$tmp/results"
+  unique=$(python3 -c 'import json,sys; print(len({json.loads(l)["commandId"] for l in open(sys.argv[1]) if l.strip()}))' "$tmp/results")
+  [ "$unique" -ge "$count" ] && break
+  [ $SECONDS -ge $deadline ] && break
+  sleep 2
+done
+set +e
+python3 - "$tmp/results" "$count" "$actions" <<'PY'
+import json, sys
+from collections import Counter
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+count, actions = int(sys.argv[2]), sys.argv[3]
+ids = Counter(r["commandId"] for r in rows)
+lost = count - len(ids)
+print(f"{actions} chaos actions; {count} commands; {len(ids)} with a result; {lost} lost; "
+      f"{sum(c - 1 for c in ids.values())} extra reports (at-least-once redeliveries)")
+print("statuses:", dict(Counter(f'{r["status"]} {r["code"]}' for r in rows)))
+sys.exit(1 if lost else 0)
+PY
+status=$?
+if [ $status -ne 0 ]; then
+  for name in w1 w2 w3; do echo "--- $name (last lines)"; tail -n 15 "$tmp/$name.log"; done
+  ps aux | grep "[a]ccount-worker run" | head
+fi
+exit $status
