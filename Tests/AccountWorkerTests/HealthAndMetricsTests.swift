@@ -76,7 +76,11 @@ struct HealthAndMetricsTests {
         #expect(readyBody.contains("shutting down"))
         #expect(try await get(port, "/healthz").0 == 200)
         try await stopping.value
-        #expect(harness.results.contains { $0.commandId == "m-4" }, "the in-flight command was not finished during the drain")
+        // The in-flight command was finished and published during the drain
+        // (the reader may see it a moment after the worker stopped).
+        try await harness.waitUntil("the drained command's result", timeout: .seconds(10)) {
+            harness.results.contains { $0.commandId == "m-4" }
+        }
         await harness.shutdown()
     }
 }
