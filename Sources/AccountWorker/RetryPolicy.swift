@@ -15,6 +15,8 @@ public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
     public var baseDelay: Duration
     public var maxDelay: Duration
+    /// The longest `Retry-After` / `retryAfter` wait honoured (the contract's cap).
+    public static let retryAfterCap: Duration = .seconds(60)
 
     public init(maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(60)) {
         self.maxAttempts = max(1, maxAttempts)
@@ -52,7 +54,9 @@ public struct RetryPolicy: Sendable {
     /// `random` returns a value in `0..<1` (injectable for tests).
     public func delay(afterAttempt attempt: Int, retryAfter: Duration?, random: () -> Double = { Double.random(in: 0..<1) }) -> Duration {
         if let retryAfter {
-            return min(max(retryAfter, .zero), maxDelay)
+            // useapi's own wait is honoured up to the contract's 60 s, even
+            // when the backoff cap is set lower.
+            return min(max(retryAfter, .zero), Self.retryAfterCap)
         }
         let exponent = min(max(attempt - 1, 0), 30)
         let ceiling = min(baseDelay * (1 << exponent), maxDelay)

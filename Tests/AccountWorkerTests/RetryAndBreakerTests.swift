@@ -40,6 +40,10 @@ struct RetryAndBreakerTests {
         #expect(policy.delay(afterAttempt: 20, retryAfter: nil, random: { 0.5 }) == .seconds(30))
         #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(7)) == .seconds(7))
         #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(3600)) == .seconds(60))
+        // A lower backoff cap does not shorten the wait useapi asked for.
+        let fast = RetryPolicy(maxAttempts: 5, baseDelay: .milliseconds(10), maxDelay: .milliseconds(100))
+        #expect(fast.delay(afterAttempt: 1, retryAfter: .seconds(2)) == .seconds(2))
+        #expect(fast.delay(afterAttempt: 1, retryAfter: .seconds(3600)) == .seconds(60))
         for attempt in 1...10 {
             let delay = policy.delay(afterAttempt: attempt, retryAfter: nil)
             #expect(delay >= .zero && delay <= .seconds(60))

@@ -48,6 +48,13 @@ struct WorkerBehaviourTests {
         #expect(byID["r-1"]?.attempts == 3)
         #expect(byID["r-2"]?.status == "ok")
         #expect(byID["r-2"]?.attempts == 2)
+        // The 429 carried Retry-After: 1; the retry waited at least that long
+        // (the exponential backoff alone is at most 20 ms here).
+        let limitedCalls = harness.simulator.journal.requests.filter { $0.email == "limited@x.io" }
+        #expect(limitedCalls.count == 2)
+        if limitedCalls.count == 2, let firstEnd = limitedCalls[0].endedAt {
+            #expect(limitedCalls[1].startedAt - firstEnd >= 0.95, "Retry-After was not honoured")
+        }
         try await worker.stop()
         await harness.shutdown()
     }
