@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "AccountWorker",
                 "Kafka",
                 "UseAPISimulator",
                 .product(name: "Logging", package: "swift-log"),

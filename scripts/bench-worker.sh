@@ -17,14 +17,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-"$bin" dev-kafka --partitions 6 --bootstrap-file "$tmp/bootstrap" >/dev/null &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$tmp/bootstrap" ] && break; sleep 0.1; done
-brokers=$(cat "$tmp/bootstrap")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export USEAPI_TOKEN="user:1-bench"
-"$bin" simulate-useapi --port "$port" --latency-ms "$latency" --log-level warning &
-pids+=($!)
+source scripts/lib/local-stack.sh
+start_local_stack "$latency" warning "user:1-bench"
 
 python3 - "$count" > "$tmp/commands" <<'PY'
 import json, sys

@@ -14,22 +14,16 @@ swift build -c release --product account-worker >/dev/null
 bin="$(swift build -c release --show-bin-path)/account-worker"
 tmp=$(mktemp -d)
 declare -A workers
-helpers=()
+pids=()
 cleanup() {
-  for pid in "${workers[@]}" "${helpers[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${workers[@]}" "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-"$bin" dev-kafka --partitions 6 --bootstrap-file "$tmp/bootstrap" >/dev/null &
-helpers+=($!)
-for _ in $(seq 100); do [ -s "$tmp/bootstrap" ] && break; sleep 0.1; done
-brokers=$(cat "$tmp/bootstrap")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export USEAPI_TOKEN="user:1-chaos"
-"$bin" simulate-useapi --port "$port" --latency-ms 200 --log-level error &
-helpers+=($!)
+source scripts/lib/local-stack.sh
+start_local_stack 200 error "user:1-chaos"
 
 start_worker() {
   KAFKA_BROKERS="$brokers" USEAPI_BASE_URL="http://127.0.0.1:$port" HTTP_PORT=0 LOG_LEVEL=warning LOG_FORMAT=text \

@@ -77,6 +77,7 @@ struct WorkerStateTests {
         // A completion after the revocation ended (a drain timeout) is ignored.
         _ = state.assign([partition])
         #expect(state.epoch(partition) == 1)
-        #expect(state.beginDraining() == .none || state.paused)
+        // Draining stops fetching from whatever is assigned.
+        #expect(state.beginDraining() == .pause([partition]))
     }
 }

@@ -1,3 +1,4 @@
+@testable import AccountWorker
 import Foundation
 import Kafka
 import Logging
@@ -176,31 +177,8 @@ struct KcatMessage: Decodable {
     }
 }
 
-enum TestValue: Decodable, Equatable {
-    case null, bool(Bool), int(Int), double(Double), string(String), array([TestValue]), object([String: TestValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int.self) {
-            self = .int(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .double(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([TestValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: TestValue].self))
-        }
-    }
-
-    var string: String? { if case .string(let value) = self { value } else { nil } }
-    var int: Int? { if case .int(let value) = self { value } else { nil } }
-}
+/// Result fields are decoded with the worker's own JSON value type.
+typealias TestValue = JSONValue
 
 /// Reads every message of `topic` so far with kcat.
 func readAll(_ harness: BinaryHarness, topic: String) async throws -> [KcatMessage] {

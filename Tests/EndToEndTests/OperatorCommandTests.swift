@@ -1,3 +1,4 @@
+@testable import AccountWorker
 import Foundation
 import Testing
 
