@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,9 +35,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A strict JSON parser for untrusted bytes (commands, useapi's answers):
+        // numbers kept as text, repeated keys reported, nesting bounded.
+        .target(name: "StrictJSON"),
         .target(
             name: "UseAPI",
             dependencies: [
+                "StrictJSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -48,6 +53,7 @@ let package = Package(
             name: "UseAPISimulator",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -58,6 +64,7 @@ let package = Package(
             name: "AccountWorker",
             dependencies: [
                 "Kafka",
+                "StrictJSON",
                 "UseAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -103,6 +110,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Shared by the test targets: the mutation fuzzer.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(
+            name: "StrictJSONTests",
+            dependencies: ["StrictJSON", "TestSupport"]
+        ),
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka"]
@@ -111,6 +124,8 @@ let package = Package(
             name: "AccountWorkerTests",
             dependencies: [
                 "AccountWorker",
+                "StrictJSON",
+                "TestSupport",
                 "Kafka",
                 "UseAPI",
                 "UseAPISimulator",
@@ -129,6 +144,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "AccountWorker",
+                "StrictJSON",
                 "Kafka",
                 "UseAPISimulator",
                 .product(name: "Logging", package: "swift-log"),
@@ -138,6 +154,8 @@ let package = Package(
             name: "UseAPITests",
             dependencies: [
                 "UseAPI",
+                "StrictJSON",
+                "TestSupport",
                 "UseAPISimulator",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

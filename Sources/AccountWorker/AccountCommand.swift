@@ -1,4 +1,4 @@
-import Foundation
+import StrictJSON
 import UseAPI
 
 /// What a command asks for.
@@ -54,7 +54,7 @@ public struct CommandDecoder: Sendable {
         guard value.count <= maxCommandBytes else {
             return .failure(undecodable(413, "the message is \(value.count) bytes, over the \(maxCommandBytes)-byte limit"))
         }
-        guard case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(value)) else {
+        guard case .object(let fields)? = try? JSONParser().parse(value) else {
             return .failure(undecodable(400, "the message value is not one JSON object"))
         }
         return validate(fields)
@@ -64,14 +64,16 @@ public struct CommandDecoder: Sendable {
         CommandRejection(code: code, message: message, field: nil, isUndecodable: true, commandId: nil, email: nil, type: .upsert)
     }
 
-    private func validate(_ fields: [String: JSONValue]) -> Result<AccountCommand, CommandRejection> {
-        // What can be echoed in the result even when validation fails.
+    private func validate(_ fields: JSONObject) -> Result<AccountCommand, CommandRejection> {
+        // What can be echoed in the result even when validation fails: never
+        // a field the command repeats, since which copy is meant is unknown.
+        let repeated = Set(fields.repeatedKeys)
         var readableID: String?
-        if case .string(let id)? = fields["id"], Self.isValidID(id) { readableID = id }
+        if !repeated.contains("id"), case .string(let id)? = fields["id"], Self.isValidID(id) { readableID = id }
         var readableEmail: String?
-        if case .string(let email)? = fields["email"], email.utf8.count <= 1024 { readableEmail = email }
+        if !repeated.contains("email"), case .string(let email)? = fields["email"], email.utf8.count <= 1024 { readableEmail = email }
         var type = CommandType.upsert
-        if case .string(let raw)? = fields["type"], let parsed = CommandType(rawValue: raw) { type = parsed }
+        if !repeated.contains("type"), case .string(let raw)? = fields["type"], let parsed = CommandType(rawValue: raw) { type = parsed }
 
         func reject(_ field: String, _ message: String) -> Result<AccountCommand, CommandRejection> {
             .failure(
@@ -87,6 +89,11 @@ public struct CommandDecoder: Sendable {
             )
         }
 
+        if let key = fields.repeatedKeys.first {
+            // Producers' languages disagree on which copy wins: refuse to guess.
+            let field = String(key.prefix(64))
+            return reject(field, "the field \"\(field)\" appears more than once")
+        }
         guard case .string(let id)? = fields["id"] else {
             return reject("id", fields["id"] == nil ? "id is required" : "id must be a string")
         }
@@ -112,7 +119,7 @@ public struct CommandDecoder: Sendable {
         guard !password.isEmpty, password.utf8.count <= 1024 else {
             return reject("password", "password must be 1-1024 bytes")
         }
-        guard case .integer(let maxJobs)? = fields["maxJobs"] else {
+        guard case .number(let number)? = fields["maxJobs"], let maxJobs = number.int64 else {
             return reject(
                 "maxJobs",
                 fields["maxJobs"] == nil ? "maxJobs is required for an upsert" : "maxJobs must be a JSON integer from 1 to 10"

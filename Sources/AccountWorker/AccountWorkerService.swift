@@ -69,7 +69,12 @@ public final class AccountWorkerService: Service, Sendable {
         self.breaker = Mutex(CircuitBreaker(threshold: settings.breakerThreshold))
         self.slots = AsyncSemaphore(permits: settings.maxInFlight)
         self.decoder = CommandDecoder(maxCommandBytes: settings.maxCommandBytes)
-        self.policy = RetryPolicy(maxAttempts: settings.maxAttempts, baseDelay: settings.retryBaseDelay, maxDelay: settings.retryMaxDelay)
+        self.policy = RetryPolicy(
+            maxAttempts: settings.maxAttempts,
+            baseDelay: settings.retryBaseDelay,
+            maxDelay: settings.retryMaxDelay,
+            retryAfterCap: settings.retryAfterCap
+        )
     }
 
     public func run() async throws {
@@ -306,13 +311,6 @@ public final class AccountWorkerService: Service, Sendable {
             await group.waitForAll()
             return held
         }
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
 

@@ -18,11 +18,13 @@ extension AccountWorkerService {
                 metrics.dlq.increment()
             }
             result = makeResult(item, type: rejection.type, commandId: rejection.commandId, email: rejection.email) {
-                $0.status = .error
-                $0.code = rejection.code
-                $0.error = rejection.message
-                $0.errorDetails = rejection.field.map { "field: \($0)" }
-                $0.stage = .validation
+                $0.fail(
+                    code: rejection.code,
+                    stage: .validation,
+                    error: rejection.message,
+                    errorDetails: rejection.field.map { "field: \($0)" },
+                    redacting: SecretRedactor(secrets: [settings.useapiToken])
+                )
             }
         case .success(let command):
             result = await execute(command, item)
@@ -36,20 +38,23 @@ extension AccountWorkerService {
         )
         guard await publish(message, what: "result") else { return false }
         metrics.result(status: result.status, code: result.code).increment()
-        logger.info(
-            "command processed",
-            metadata: [
-                "command.id": .string(result.commandId ?? ""),
-                "command.type": .string(result.type.rawValue),
-                "account.email": .string(result.email ?? ""),
-                "kafka.partition": .stringConvertible(item.message.partition),
-                "kafka.offset": .stringConvertible(item.message.offset),
-                "result.status": .string(result.status.rawValue),
-                "result.code": .stringConvertible(result.code),
-                "result.attempts": .stringConvertible(result.attempts),
-                "result.duration_ms": .stringConvertible(result.durationMs),
-            ]
-        )
+        var metadata: Logger.Metadata = [
+            "command.id": .string(result.commandId ?? ""),
+            "command.type": .string(result.type.rawValue),
+            "account.email": .string(result.email ?? ""),
+            "kafka.partition": .stringConvertible(item.message.partition),
+            "kafka.offset": .stringConvertible(item.message.offset),
+            "result.status": .string(result.status.rawValue),
+            "result.code": .stringConvertible(result.code),
+            "result.attempts": .stringConvertible(result.attempts),
+            "result.duration_ms": .stringConvertible(result.durationMs),
+        ]
+        if result.status == .error {
+            // Already redacted and cut (CommandResult.fail): useapi's words are safe to log.
+            metadata["result.stage"] = .string(result.stage?.rawValue ?? "")
+            metadata["result.error"] = .string(result.error ?? "")
+        }
+        logger.info("command processed", metadata: metadata)
         return true
     }
 
@@ -90,11 +95,9 @@ extension AccountWorkerService {
                     $0.status = .ok
                     $0.code = 200
                     $0.attempts = finalAttempts
-                    $0.maxJobs = account.maxJobs ?? command.maxJobs
-                    if let jwt = account.jwt {
-                        $0.jwt = .init(exp: jwt.exp, iat: jwt.iat, id: jwt.id)
-                        $0.jwtExpiresAt = CommandResult.iso8601(Date(timeIntervalSince1970: jwt.exp))
-                    }
+                    // useapi's value when it is a valid one, else what was sent.
+                    $0.maxJobs = account.maxJobs.flatMap { (1...10).contains($0) ? $0 : nil } ?? command.maxJobs
+                    if let jwt = account.jwt { $0.setJWT(exp: jwt.exp, iat: jwt.iat, id: jwt.id) }
                 }
             case .success(.deleted(let statusCode)):
                 return makeResult(item, type: command.type, commandId: command.id, email: command.email) {
@@ -197,20 +200,20 @@ extension AccountWorkerService {
     }
 
     private func errorResult(_ failure: UseAPIFailure, command: AccountCommand, item: WorkItem, attempts: Int) -> CommandResult {
-        makeResult(item, type: command.type, commandId: command.id, email: command.email) {
-            $0.status = .error
+        let secrets = SecretRedactor(secrets: [command.password, settings.useapiToken])
+        return makeResult(item, type: command.type, commandId: command.id, email: command.email) {
             $0.attempts = attempts
             switch failure {
             case .api(let error):
-                $0.code = error.statusCode
-                $0.error = error.error
-                $0.errorDetails = error.errorDetails
-                $0.stage = .api
+                $0.fail(code: error.statusCode, stage: .api, error: error.error, errorDetails: error.errorDetails, redacting: secrets)
             case .transport(let error):
-                $0.code = error.kind == .timeout ? 504 : 502
-                $0.error = error.kind == .timeout ? "useapi did not answer within the request timeout" : "no usable answer from useapi"
-                $0.errorDetails = error.message
-                $0.stage = .transport
+                $0.fail(
+                    code: error.kind == .timeout ? 504 : 502,
+                    stage: .transport,
+                    error: error.kind == .timeout ? "useapi did not answer within the request timeout" : "no usable answer from useapi",
+                    errorDetails: error.message,
+                    redacting: secrets
+                )
             }
         }
     }
@@ -270,12 +273,5 @@ extension AccountWorkerService {
             }
         }
         return false
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

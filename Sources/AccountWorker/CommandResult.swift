@@ -20,6 +20,14 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         public var exp: Double
         public var iat: Double
         public var id: UseAPIScalar?
+
+        /// Always the three keys: `id` is null when useapi sent none.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(exp, forKey: .exp)
+            try container.encode(iat, forKey: .iat)
+            try container.encode(id, forKey: .id)
+        }
     }
 
     public struct Source: Sendable, Codable, Equatable {
@@ -50,25 +58,74 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         case attempts, durationMs, source, worker, processedAt
     }
 
+    /// The most characters `error` and `errorDetails` carry; longer texts are
+    /// cut to this length, ending with `…`.
+    public static let maxTextLength = 1024
+
+    /// Encodes exactly the contract's fields for this status and type, so no
+    /// code path can drop or add one: every result has the common fields
+    /// (`commandId` and `email` null when unreadable); an error has `error`,
+    /// `errorDetails` (null when absent) and `stage`; an ok upsert has
+    /// `maxJobs`, `jwt` and `jwtExpiresAt` (null when useapi sent no readable
+    /// JWT); an ok delete has nothing more. Texts are cut to ``maxTextLength``.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        // `commandId` and `email` are always present, null when unreadable.
         try container.encode(commandId, forKey: .commandId)
         try container.encode(type, forKey: .type)
         try container.encode(email, forKey: .email)
         try container.encode(status, forKey: .status)
         try container.encode(code, forKey: .code)
-        try container.encodeIfPresent(maxJobs, forKey: .maxJobs)
-        try container.encodeIfPresent(jwt, forKey: .jwt)
-        try container.encodeIfPresent(jwtExpiresAt, forKey: .jwtExpiresAt)
-        try container.encodeIfPresent(error, forKey: .error)
-        try container.encodeIfPresent(errorDetails, forKey: .errorDetails)
-        try container.encodeIfPresent(stage, forKey: .stage)
+        switch (status, type) {
+        case (.error, _):
+            try container.encode(Self.cut(error ?? "HTTP \(code)"), forKey: .error)
+            try container.encode(errorDetails.map(Self.cut), forKey: .errorDetails)
+            try container.encode(stage ?? .api, forKey: .stage)
+        case (.ok, .upsert):
+            try container.encode(maxJobs, forKey: .maxJobs)
+            try container.encode(jwt, forKey: .jwt)
+            try container.encode(jwtExpiresAt, forKey: .jwtExpiresAt)
+        case (.ok, .delete):
+            break
+        }
         try container.encode(attempts, forKey: .attempts)
         try container.encode(durationMs, forKey: .durationMs)
         try container.encode(source, forKey: .source)
         try container.encode(worker, forKey: .worker)
         try container.encode(processedAt, forKey: .processedAt)
+    }
+
+    /// Makes this an error result. `error` and `errorDetails` may hold
+    /// useapi's words: every secret in `redacting` is replaced by `***`
+    /// before the texts are cut, so no part of a secret survives the cut.
+    public mutating func fail(code: Int, stage: Stage, error: String, errorDetails: String?, redacting secrets: SecretRedactor) {
+        status = .error
+        self.code = code
+        self.stage = stage
+        self.error = Self.cut(secrets.redact(error))
+        self.errorDetails = errorDetails.map { Self.cut(secrets.redact($0)) }
+    }
+
+    /// Sets the JWT of an ok upsert; `jwtExpiresAt` only when `exp` is a date
+    /// an ISO-8601 timestamp can hold (years 1970-9999), else null.
+    public mutating func setJWT(exp: Double, iat: Double, id: UseAPIScalar?) {
+        jwt = JWTInfo(exp: exp, iat: iat, id: id)
+        jwtExpiresAt = (0...Self.latestTimestamp).contains(exp) ? Self.iso8601(Date(timeIntervalSince1970: exp)) : nil
+    }
+
+    /// 9999-12-31T23:59:59.999Z, the last instant a four-digit year can write.
+    static let latestTimestamp: Double = 253_402_300_799.999
+
+    /// `text` cut to ``maxTextLength`` Unicode scalars (what JSON Schema's
+    /// `maxLength` counts), ending with `…` when cut.
+    static func cut(_ text: String) -> String {
+        guard text.utf8.count > maxTextLength else { return text }
+        let scalars = text.unicodeScalars
+        guard let end = scalars.index(scalars.startIndex, offsetBy: maxTextLength - 1, limitedBy: scalars.endIndex),
+            scalars.distance(from: end, to: scalars.endIndex) > 1
+        else { return text }
+        var cut = String(scalars[..<end])
+        cut.unicodeScalars.append("…")
+        return cut
     }
 
     /// The record to publish: keyed by email, with the contract's headers.

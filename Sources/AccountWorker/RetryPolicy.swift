@@ -15,13 +15,21 @@ public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
     public var baseDelay: Duration
     public var maxDelay: Duration
-    /// The longest `Retry-After` / `retryAfter` wait honoured (the contract's cap).
-    public static let retryAfterCap: Duration = .seconds(60)
+    /// The longest `Retry-After` / `retryAfter` wait honoured: the contract's
+    /// 60 s (lower only in tests, to see a capped wait end).
+    public var retryAfterCap: Duration
+    public static let contractRetryAfterCap: Duration = .seconds(60)
 
-    public init(maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(60)) {
+    public init(
+        maxAttempts: Int = 5,
+        baseDelay: Duration = .milliseconds(500),
+        maxDelay: Duration = .seconds(60),
+        retryAfterCap: Duration = contractRetryAfterCap
+    ) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
+        self.retryAfterCap = min(max(retryAfterCap, .zero), Self.contractRetryAfterCap)
     }
 
     /// Final: 400, 401, 402, 403, 404, 409, 422 and other 4xx except 408 and
@@ -56,7 +64,7 @@ public struct RetryPolicy: Sendable {
         if let retryAfter {
             // useapi's own wait is honoured up to the contract's 60 s, even
             // when the backoff cap is set lower.
-            return min(max(retryAfter, .zero), Self.retryAfterCap)
+            return min(max(retryAfter, .zero), retryAfterCap)
         }
         let exponent = min(max(attempt - 1, 0), 30)
         let ceiling = min(baseDelay * (1 << exponent), maxDelay)

@@ -46,6 +46,9 @@ public struct WorkerSettings: Sendable {
     /// Retry backoff: the first ceiling, and the cap of every wait.
     public var retryBaseDelay: Duration = .milliseconds(500)
     public var retryMaxDelay: Duration = .seconds(60)
+    /// The longest wait a `Retry-After` hint gets: the contract's 60 s (no
+    /// environment variable; tests lower it to see a capped wait end).
+    public var retryAfterCap: Duration = RetryPolicy.contractRetryAfterCap
     public var commitInterval: Duration = .seconds(1)
     /// How often consumer lag is sampled into metrics.
     public var lagInterval: Duration = .seconds(5)

@@ -105,8 +105,12 @@ public struct KafkaProducerConfiguration: Sendable {
 }
 
 extension Duration {
+    /// Whole milliseconds, saturating at `Int64.max`/`Int64.min` instead of trapping.
     var milliseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, sumOverflow) = whole.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        return sumOverflow ? (seconds < 0 ? .min : .max) : sum
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import StrictJSON
 import NIOHTTP1
 
 /// useapi.net's Runway accounts API.
@@ -21,10 +22,13 @@ public struct UseAPIClient: Sendable {
     }
 
     /// An `HTTPClient` whose pool allows `maxConnectionsPerHost` parallel
-    /// HTTP/1 connections (at least the worker's concurrency) and connects within 5 s.
+    /// HTTP/1 connections (at least the worker's concurrency) and connects
+    /// within 5 s. Redirects are never followed: a 3xx would turn the upsert
+    /// into a GET or re-send the password to whatever `Location` names.
     public static func makeHTTPClient(maxConnectionsPerHost: Int) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5))
+        configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60),
             concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnectionsPerHost)
@@ -57,36 +61,45 @@ public struct UseAPIClient: Sendable {
         } catch {
             throw .transport(UseAPITransportError(kind: .invalidResponse, message: "cannot encode the request body"))
         }
-        let (status, bytes) = try await call(.POST, email: email, body: body)
+        let (status, bytes) = try await call(.POST, email: email, body: body, password: password)
         return try decodeAccount(status: status, bytes: bytes)
     }
 
     /// `GET /v1/runwayml/accounts/{email}`.
     public func get(email: String) async throws(UseAPIFailure) -> UseAPIAccount {
-        let (status, bytes) = try await call(.GET, email: email, body: nil)
+        let (status, bytes) = try await call(.GET, email: email, body: nil, password: nil)
         return try decodeAccount(status: status, bytes: bytes)
     }
 
     /// `DELETE /v1/runwayml/accounts/{email}`. A 404 is thrown as an API error;
     /// the caller decides whether an absent account is a success.
     public func delete(email: String) async throws(UseAPIFailure) -> UseAPIDeletion {
-        let (status, _) = try await call(.DELETE, email: email, body: nil)
+        let (status, _) = try await call(.DELETE, email: email, body: nil, password: nil)
         return UseAPIDeletion(statusCode: status)
     }
 
     private func decodeAccount(status: Int, bytes: ByteBuffer) throws(UseAPIFailure) -> UseAPIAccount {
-        do {
-            return try JSONDecoder().decode(UseAPIAccount.self, from: Data(buffer: bytes))
-        } catch {
+        guard let account = UseAPIAccount(body: bytes.readableBytesView) else {
             throw .transport(
                 UseAPITransportError(kind: .invalidResponse, message: "the \(status) answer is not an account object", statusCode: status)
             )
         }
+        return account
+    }
+
+    /// An answer as read: its body holds at most `maxResponseBytes`.
+    struct Answer: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+        /// The body was longer than `maxResponseBytes` and was cut there.
+        var truncated: Bool
     }
 
     /// Sends one request; returns the status and body of a 2xx answer, and
-    /// throws the API error of any other.
-    private func call(_ method: HTTPMethod, email: String, body: Data?) async throws(UseAPIFailure) -> (Int, ByteBuffer) {
+    /// throws the API error of any other (3xx included: never followed).
+    /// useapi's words in an error never carry `password` or the token.
+    private func call(_ method: HTTPMethod, email: String, body: Data?, password: String?) async throws(UseAPIFailure) -> (Int, ByteBuffer) {
         var request = HTTPClientRequest(url: accountURL(email))
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
@@ -96,50 +109,117 @@ public struct UseAPIClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: body))
         }
-        let deadline = NIODeadline.now() + .milliseconds(configuration.requestTimeout.milliseconds)
-        let status: Int
-        let headers: HTTPHeaders
-        let bytes: ByteBuffer
+        let answer: Answer
         do {
-            let response = try await httpClient.execute(request, deadline: deadline, logger: logger)
-            status = Int(response.status.code)
-            headers = response.headers
-            bytes = try await response.body.collect(upTo: configuration.maxResponseBytes)
+            answer = try await exchange(request)
         } catch {
             throw .transport(Self.classify(error))
         }
-        guard (200..<300).contains(status) else {
-            throw .api(Self.responseError(status: status, headers: headers, body: bytes))
+        guard (200..<300).contains(answer.status) else {
+            let secrets = SecretRedactor(secrets: [password, configuration.token])
+            throw .api(Self.responseError(status: answer.status, headers: answer.headers, body: answer.body, redacting: secrets))
         }
-        return (status, bytes)
+        guard !answer.truncated else {
+            throw .transport(
+                UseAPITransportError(
+                    kind: .invalidResponse,
+                    message: "the \(answer.status) answer is larger than the \(configuration.maxResponseBytes)-byte limit",
+                    statusCode: answer.status
+                )
+            )
+        }
+        return (answer.status, answer.body)
     }
 
-    static func responseError(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> UseAPIResponseError {
-        struct ErrorBody: Decodable {
-            var error: String?
-            var errorDetails: String?
-            var retryAfter: String?
+    /// The request and its whole answer, within `requestTimeout`.
+    ///
+    /// async-http-client's deadline ends when the response head arrives; a
+    /// body that stalls or trickles afterwards would hold the call for ever.
+    /// So the whole exchange races one timer, and losing the race cancels it
+    /// (which closes the connection).
+    private func exchange(_ request: HTTPClientRequest) async throws -> Answer {
+        let timeout = configuration.requestTimeout
+        let limit = max(0, configuration.maxResponseBytes)
+        let (httpClient, logger) = (self.httpClient, self.logger)
+        return try await withThrowingTaskGroup(of: Answer?.self) { group in
+            group.addTask {
+                let response = try await httpClient.execute(request, deadline: .now() + TimeAmount(timeout), logger: logger)
+                var body = ByteBuffer()
+                var truncated = false
+                for try await chunk in response.body {
+                    let room = limit - body.readableBytes
+                    if chunk.readableBytes > room {
+                        // Stop reading: leaving the loop cancels the rest of the body.
+                        body.writeImmutableBuffer(chunk.getSlice(at: chunk.readerIndex, length: room) ?? ByteBuffer())
+                        truncated = true
+                        break
+                    }
+                    body.writeImmutableBuffer(chunk)
+                }
+                return Answer(status: Int(response.status.code), headers: response.headers, body: body, truncated: truncated)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let answer = first else {
+                throw RequestTimeout()
+            }
+            return answer
         }
-        let data = Data(buffer: body)
-        let decoded = try? JSONDecoder().decode(ErrorBody.self, from: data)
-        var message = decoded?.error
+    }
+
+    /// The whole call did not complete within `requestTimeout`.
+    struct RequestTimeout: Error {}
+
+    /// The error of a non-2xx answer. useapi's `error` and `errorDetails` are
+    /// taken when the body is JSON (a non-string value as compact JSON text);
+    /// otherwise a bounded excerpt of the body, or the status's reason phrase.
+    /// The wait hint comes from `Retry-After`, else the body's `retryAfter`
+    /// (ISO-8601 text, or seconds as a number), always bounded (``RetryAfter``).
+    /// Every secret in `redacting` is replaced by `***` in the texts.
+    static func responseError(
+        status: Int,
+        headers: HTTPHeaders,
+        body: ByteBuffer,
+        redacting secrets: SecretRedactor = SecretRedactor(secrets: [])
+    ) -> UseAPIResponseError {
+        let bytes = body.readableBytesView
+        let json = try? JSONParser().parse(bytes)
+        func text(_ value: JSONValue?) -> String? {
+            switch value {
+            case nil, .null?: nil
+            case .string(let text)?: text
+            case let other?: other.serialized
+            }
+        }
+        var message = text(json?["error"])
         if message == nil {
             // Not JSON (useapi's plain-text 404, its malformed 401 variants) or no
             // `error` field: keep a bounded excerpt of the text.
-            let text = String(decoding: data.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let excerpt = String(decoding: bytes.prefix(excerptBytes), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
-            message = !text.isEmpty ? text : reason.isEmpty ? "HTTP \(status)" : reason
+            message = !excerpt.isEmpty && json?.object == nil ? excerpt : reason.isEmpty ? "HTTP \(status)" : reason
         }
-        let retryAfter =
-            headers.first(name: "Retry-After").flatMap { RetryAfter.parseHeader($0) }
-            ?? decoded?.retryAfter.flatMap { RetryAfter.parseISO8601($0) }
+        var retryAfter = headers.first(name: "Retry-After").flatMap { RetryAfter.parseHeader($0) }
+        if retryAfter == nil {
+            switch json?["retryAfter"] {
+            case .string(let text)?: retryAfter = RetryAfter.parseISO8601(text)
+            case .number(let seconds)?: retryAfter = Double(seconds.text).flatMap(RetryAfter.duration(seconds:))
+            default: break
+            }
+        }
         return UseAPIResponseError(
             statusCode: status,
-            error: message ?? "HTTP \(status)",
-            errorDetails: decoded?.errorDetails,
+            error: secrets.redact(message ?? "HTTP \(status)"),
+            errorDetails: text(json?["errorDetails"]).map(secrets.redact),
             retryAfter: retryAfter
         )
     }
+
+    /// Bytes of a non-JSON error body kept as its message (results cut it further).
+    static let excerptBytes = 4096
 
     static func classify(_ error: any Error) -> UseAPITransportError {
         if let error = error as? HTTPClientError {
@@ -154,8 +234,8 @@ public struct UseAPIClient: Sendable {
                 return UseAPITransportError(kind: .connection, message: "\(error)")
             }
         }
-        if error is NIOTooManyBytesError {
-            return UseAPITransportError(kind: .invalidResponse, message: "the answer is larger than the size limit")
+        if error is RequestTimeout {
+            return UseAPITransportError(kind: .timeout, message: "no complete answer within the request timeout")
         }
         if error is CancellationError {
             return UseAPITransportError(kind: .cancelled, message: "the call was cancelled")
@@ -168,12 +248,5 @@ public struct UseAPIClient: Sendable {
             return UseAPITransportError(kind: .invalidResponse, message: "the answer is not valid HTTP")
         }
         return UseAPITransportError(kind: .connection, message: "\(error)")
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -6,7 +6,8 @@ public struct UseAPIConfiguration: Sendable {
     public var token: String
     /// The whole call, connect to last body byte.
     public var requestTimeout: Duration = .seconds(30)
-    /// Larger answers are treated as unreadable.
+    /// Bytes of an answer's body read at most: a larger 2xx body is
+    /// unreadable (502); a larger error body is cut, and its status stands.
     public var maxResponseBytes: Int = 1 << 20
     /// Sent as `User-Agent: account-worker/{version}`.
     public var version: String = "dev"

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -67,6 +68,12 @@ struct SimulatorResponder: HTTPResponder {
                     response.headers[.retryAfter] = String(Int(fault.rateLimitRetryAfterSeconds.rounded(.up)))
                 }
                 return response
+            }
+            if let answer = fault.answer, fault.answerFirst == 0 || attempt <= fault.answerFirst {
+                return canned(answer, request: request, email: email, body: body)
+            }
+            if let slow = fault.slowBody {
+                return slowResponse(slow, hangMs: fault.hangMs)
             }
             if Double.random(in: 0..<1) < fault.hangRate {
                 let deadline = ContinuousClock.now + .milliseconds(fault.hangMs)
@@ -167,6 +174,50 @@ struct SimulatorResponder: HTTPResponder {
         }
         let payload = Payload(email: account.email, password: account.password, maxJobs: account.maxJobs, jwt: account.jwt)
         return encoded(status: 200, payload)
+    }
+
+    private func canned(_ answer: SimulatedAnswer, request: Request, email: String?, body: ByteBuffer) -> Response {
+        struct Sent: Decodable { var password: String? }
+        let password = (try? JSONDecoder().decode(Sent.self, from: Data(buffer: body)))?.password ?? ""
+        let token = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 } ?? ""
+        var text = answer.body
+            .replacingOccurrences(of: "{email}", with: email ?? "")
+            .replacingOccurrences(of: "{password}", with: password)
+            .replacingOccurrences(of: "{token}", with: token)
+        let padding = max(0, min(answer.bodyBytes, 64 << 20) - (text.utf8.count - "{padding}".utf8.count))
+        text = text.replacingOccurrences(of: "{padding}", with: String(repeating: "x", count: text.contains("{padding}") ? padding : 0))
+        var response = Response(
+            status: HTTPResponse.Status(code: answer.status),
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+        for (name, value) in answer.headers {
+            if let field = HTTPField.Name(name) { response.headers[field] = value }
+        }
+        return response
+    }
+
+    private func slowResponse(_ slow: SimulatedSlowBody, hangMs: Int) -> Response {
+        let simulator = self.simulator
+        let declared = max(0, slow.declaredBytes)
+        let body = ResponseBody(contentLength: declared) { writer in
+            let initial = min(max(0, slow.initialBytes), declared)
+            try await writer.write(ByteBuffer(repeating: UInt8(ascii: " "), count: initial))
+            var sent = initial
+            let deadline = ContinuousClock.now + .milliseconds(hangMs)
+            while ContinuousClock.now < deadline, !simulator.state.withLock({ $0.shuttingDown }) {
+                if slow.trickleEveryMs > 0, sent < declared {
+                    try await Task.sleep(for: .milliseconds(slow.trickleEveryMs))
+                    try await writer.write(ByteBuffer(repeating: UInt8(ascii: " "), count: 1))
+                    sent += 1
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            // Never completes the declared length: the connection is closed instead.
+            throw SimulatedDrop()
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: body)
     }
 
     private func notFound() -> Response {

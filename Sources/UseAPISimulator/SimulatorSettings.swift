@@ -31,6 +31,13 @@ public struct SimulatedFault: Codable, Sendable, Hashable {
     /// (deterministic flakiness: "needs N retries").
     public var failFirst: Int = 0
     public var failFirstStatus: Int = 503
+    /// A canned answer instead of the API's (after latency): hostile
+    /// headers, redirects, huge or secret-echoing bodies, absurd numbers.
+    public var answer: SimulatedAnswer?
+    /// Only the first N requests of each matching email get `answer` (0: all).
+    public var answerFirst: Int = 0
+    /// A body that stalls or trickles after the response head.
+    public var slowBody: SimulatedSlowBody?
 
     public init(emailPrefix: String? = nil) {
         self.emailPrefix = emailPrefix
@@ -38,7 +45,7 @@ public struct SimulatedFault: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case emailPrefix, latencyMs, latencyJitterMs, serverErrorRate, rateLimitRate, rateLimitRetryAfterSeconds
-        case hangRate, hangMs, dropRate, failFirst, failFirstStatus
+        case hangRate, hangMs, dropRate, failFirst, failFirstStatus, answer, answerFirst, slowBody
     }
 
     public init(from decoder: any Decoder) throws {
@@ -54,11 +61,58 @@ public struct SimulatedFault: Codable, Sendable, Hashable {
         dropRate = try container.decodeIfPresent(Double.self, forKey: .dropRate) ?? 0
         failFirst = try container.decodeIfPresent(Int.self, forKey: .failFirst) ?? 0
         failFirstStatus = try container.decodeIfPresent(Int.self, forKey: .failFirstStatus) ?? 503
+        answer = try container.decodeIfPresent(SimulatedAnswer.self, forKey: .answer)
+        answerFirst = try container.decodeIfPresent(Int.self, forKey: .answerFirst) ?? 0
+        slowBody = try container.decodeIfPresent(SimulatedSlowBody.self, forKey: .slowBody)
     }
 
     func matches(_ email: String?) -> Bool {
         guard let emailPrefix else { return true }
         return email?.hasPrefix(emailPrefix) ?? false
+    }
+}
+
+/// A canned answer. In `body`, `{email}`, `{password}` (the request body's)
+/// and `{token}` (the bearer token sent) are replaced, so an answer can echo
+/// secrets as some services do; `{padding}` is replaced by as many `x` as
+/// make the body `bodyBytes` long (a huge body).
+public struct SimulatedAnswer: Codable, Sendable, Hashable {
+    public var status: Int
+    /// Sent as given, e.g. `Retry-After: 1e16` or `Location: http://elsewhere/`.
+    public var headers: [String: String]
+    public var body: String
+    public var bodyBytes: Int
+
+    public init(status: Int, headers: [String: String] = [:], body: String = "", bodyBytes: Int = 0) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.bodyBytes = bodyBytes
+    }
+
+    enum CodingKeys: String, CodingKey { case status, headers, body, bodyBytes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try container.decode(Int.self, forKey: .status)
+        headers = try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
+        body = try container.decodeIfPresent(String.self, forKey: .body) ?? ""
+        bodyBytes = try container.decodeIfPresent(Int.self, forKey: .bodyBytes) ?? 0
+    }
+}
+
+/// A 200 whose body does not arrive in time: `Content-Length: declaredBytes`,
+/// `initialBytes` at once, then one more byte every `trickleEveryMs` (0: none,
+/// the body stalls until `hangMs` of the fault passes or the server stops).
+public struct SimulatedSlowBody: Codable, Sendable, Hashable {
+    public var declaredBytes: Int
+    public var initialBytes: Int
+    public var trickleEveryMs: Int
+
+    public init(declaredBytes: Int = 200, initialBytes: Int = 10, trickleEveryMs: Int = 0) {
+        self.declaredBytes = declaredBytes
+        self.initialBytes = initialBytes
+        self.trickleEveryMs = trickleEveryMs
     }
 }
 

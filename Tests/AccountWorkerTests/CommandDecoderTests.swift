@@ -1,5 +1,6 @@
 import AccountWorker
 import Foundation
+import TestSupport
 import Testing
 import UseAPI
 
@@ -121,5 +122,73 @@ struct CommandDecoderTests {
         #expect(!"\(rejection)".contains("hunter2"))
         let noID = try #require(rejected(#"{"id":12,"email":"a@b.io"}"#))
         #expect(noID.commandId == nil)
+    }
+
+    @Test("values exactly at each upper limit are accepted: 128-character id, 254-byte email, 1024-byte password, maxJobs 10")
+    func upperLimits() throws {
+        let id = String(repeating: "i", count: 128)
+        let email = String(repeating: "a", count: 249) + "@c.io"
+        #expect(email.utf8.count == 254)
+        let password = String(repeating: "p", count: 1024)
+        let command = try decode(#"{"id":"\#(id)","email":"\#(email)","password":"\#(password)","maxJobs":10}"#).get()
+        #expect(command.id == id)
+        #expect(command.email == email)
+        #expect(command.password == password)
+        #expect(command.maxJobs == 10)
+        // One past each limit is rejected (the field table above has the rest).
+        #expect(rejected(#"{"id":"\#(id)i","email":"a@b.io","password":"p","maxJobs":1}"#)?.field == "id")
+        #expect(rejected(#"{"id":"1","email":"a\#(email)","password":"p","maxJobs":1}"#)?.field == "email")
+        #expect(rejected(#"{"id":"1","email":"a@b.io","password":"\#(password)p","maxJobs":1}"#)?.field == "password")
+    }
+
+    @Test("unknown fields are ignored whatever their value: 1e400, deep arrays, repeated keys inside them")
+    func unknownFields() throws {
+        let command = try decode(#"{"id":"c-1","email":"alice@example.com","password":"pw","maxJobs":5,"note":1e400,"x":[[[{"a":1,"a":2}]]]}"#).get()
+        #expect(command.id == "c-1")
+        #expect(try decode(#"{"id":"c-2","email":"a@b.io","password":"pw","maxJobs":5.0}"#).get().maxJobs == 5, "5.0 is the integer 5")
+    }
+
+    @Test(
+        "a repeated key is a 400 validation error naming it; a repeated id or email is not echoed",
+        arguments: [
+            (#"{"id":"a","id":"b","email":"a@b.io","password":"p","maxJobs":5}"#, "id"),
+            (#"{"id":"a","email":"a@b.io","email":"c@d.io","password":"p","maxJobs":5}"#, "email"),
+            (#"{"id":"a","email":"a@b.io","password":"p","maxJobs":5,"maxJobs":5}"#, "maxJobs"),
+            (#"{"id":"a","email":"a@b.io","password":"p","maxJobs":5,"note":1,"note":2}"#, "note"),
+        ]
+    )
+    func repeatedKeys(json: String, field: String) throws {
+        let rejection = try #require(rejected(json))
+        #expect(rejection.code == 400 && !rejection.isUndecodable)
+        #expect(rejection.field == field)
+        #expect(rejection.commandId == (field == "id" ? nil : "a"))
+        #expect(rejection.email == (field == "email" ? nil : "a@b.io"))
+    }
+
+    @Test("fuzz: no record traps the decoder; what it accepts follows every rule")
+    func fuzz() {
+        let fuzzer = Fuzzer(
+            name: "CommandDecoder",
+            corpus: [
+                #"{"id":"c-1","email":"alice@example.com","password":"pw","maxJobs":5,"note":1e400}"#,
+                #"{"id":"c-2","type":"account.delete","email":"bob@example.com"}"#,
+                #"{"id":"c-3","type":"account.upsert","email":"josé@exämple.de","password":"pé","maxJobs":10,"useWorkspace":"team-1"}"#,
+                #"{"id":"c-4","email":"a@b.io","password":"p","maxJobs":1,"useWorkspace":false}"#,
+            ]
+        )
+        fuzzer.run { bytes in
+            switch decoder.decode(bytes) {
+            case .success(let command):
+                #expect((1...128).contains(command.id.count))
+                #expect(command.email.utf8.count <= 254 && command.email.split(separator: "@", omittingEmptySubsequences: false).count == 2)
+                if command.type == .upsert {
+                    #expect((1...1024).contains(command.password?.utf8.count ?? 0))
+                    #expect((1...10).contains(command.maxJobs ?? 0))
+                }
+            case .failure(let rejection):
+                #expect(rejection.code == 400 || rejection.code == 413)
+                #expect(rejection.message.utf8.count < 256)
+            }
+        }
     }
 }

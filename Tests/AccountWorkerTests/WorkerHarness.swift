@@ -4,6 +4,7 @@ import Foundation
 import Kafka
 import Logging
 import ServiceLifecycle
+import StrictJSON
 import Synchronization
 import Testing
 import UseAPI
@@ -116,7 +117,7 @@ final class WorkerHarness: Sendable {
             for try await event in reader.events {
                 guard case .message(let message) = event else { continue }
                 let raw = String(decoding: message.value ?? [], as: UTF8.self)
-                let json = (try? JSONDecoder().decode(TestJSON.self, from: Data(raw.utf8))) ?? .null
+                let json = (try? JSONParser().parse(Array(raw.utf8))) ?? .null
                 let record = Received(
                     topic: message.topic,
                     key: message.key.map { String(decoding: $0, as: UTF8.self) },
@@ -240,5 +241,5 @@ struct RunningWorker: Sendable {
     }
 }
 
-/// Results are decoded with the worker's own JSON value type.
+/// Results are decoded with the worker's own strict JSON parser.
 typealias TestJSON = JSONValue

@@ -2,6 +2,7 @@
 import Foundation
 import Kafka
 import Logging
+import StrictJSON
 import Synchronization
 import UseAPISimulator
 
@@ -162,8 +163,8 @@ struct KcatMessage: Decodable {
     var payload: String?
     var headers: [String]?
 
-    var json: [String: TestValue] {
-        (try? JSONDecoder().decode([String: TestValue].self, from: Data((payload ?? "").utf8))) ?? [:]
+    var json: TestValue {
+        (try? JSONParser().parse(Array((payload ?? "").utf8))) ?? .null
     }
 
     func header(_ name: String) -> String? {
@@ -177,7 +178,7 @@ struct KcatMessage: Decodable {
     }
 }
 
-/// Result fields are decoded with the worker's own JSON value type.
+/// Result fields are decoded with the worker's own strict JSON parser.
 typealias TestValue = JSONValue
 
 /// Reads every message of `topic` so far with kcat.

@@ -59,4 +59,76 @@ struct ResponseParsingTests {
         #expect(nonStandard.statusCode == 596)
         #expect(!nonStandard.error.isEmpty)
     }
+
+    @Test(
+        "absurd Retry-After headers are clamped or ignored, never trusted",
+        arguments: [
+            ("1e16", RetryAfter.maximum), ("99999999999999999999", RetryAfter.maximum),
+            ("1e999", RetryAfter.maximum), (String(repeating: "9", count: 120), RetryAfter.maximum),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", RetryAfter.maximum),
+            ("-5", nil), ("nan", nil), ("inf", nil), ("0x10", nil), ("", nil), ("1.2.3", nil), ("+", nil),
+            (String(repeating: "9", count: 200), nil),
+        ] as [(String, Duration?)]
+    )
+    func absurdRetryAfterHeader(value: String, expected: Duration?) {
+        #expect(RetryAfter.parseHeader(value, now: now) == expected)
+    }
+
+    @Test(
+        "absurd retryAfter body values are clamped or ignored, never trusted",
+        arguments: [
+            ("PT99999999999999999999S", RetryAfter.maximum), ("P99999999999D", RetryAfter.maximum),
+            ("PT\(String(repeating: "9", count: 100))H", RetryAfter.maximum),
+            ("P", nil), ("PT", nil), ("P1Y", nil), ("PT1.2.3S", nil), ("PTS", nil),
+            ("P1DT", nil), ("PT-5S", nil), ("P1TT1S", nil),
+        ] as [(String, Duration?)]
+    )
+    func absurdRetryAfterBody(value: String, expected: Duration?) {
+        #expect(RetryAfter.parseISO8601(value, now: now) == expected)
+    }
+
+    @Test("a hint from a 429 body or header never exceeds RetryAfter.maximum, numbers included")
+    func absurdHintsInAnswers() {
+        let header = UseAPIClient.responseError(status: 429, headers: ["Retry-After": "1e16"], body: ByteBuffer())
+        #expect(header.retryAfter == RetryAfter.maximum)
+        let body = UseAPIClient.responseError(status: 429, headers: [:], body: ByteBuffer(string: #"{"retryAfter":"PT99999999999999999999S"}"#))
+        #expect(body.retryAfter == RetryAfter.maximum)
+        let number = UseAPIClient.responseError(status: 429, headers: [:], body: ByteBuffer(string: #"{"retryAfter":1e400}"#))
+        #expect(number.retryAfter == RetryAfter.maximum)
+        let negative = UseAPIClient.responseError(status: 429, headers: [:], body: ByteBuffer(string: #"{"retryAfter":-3}"#))
+        #expect(negative.retryAfter == nil)
+    }
+
+    @Test("error fields of any JSON type become text; a missing errorDetails stays nil")
+    func errorFieldTypes() {
+        let object = UseAPIClient.responseError(
+            status: 400,
+            headers: [:],
+            body: ByteBuffer(string: #"{"error":{"reason":"bad"},"errorDetails":["a",1e400],"note":1e400}"#)
+        )
+        #expect(object.error == #"{"reason":"bad"}"#)
+        #expect(object.errorDetails == #"["a",1e400]"#)
+        let none = UseAPIClient.responseError(status: 400, headers: [:], body: ByteBuffer(string: #"{"error":"Runway rejected the configuration","code":400}"#))
+        #expect(none.error == "Runway rejected the configuration")
+        #expect(none.errorDetails == nil)
+        let nullError = UseAPIClient.responseError(status: 409, headers: [:], body: ByteBuffer(string: #"{"error":null}"#))
+        #expect(nullError.error == "Conflict")
+    }
+
+    @Test("account answers: absurd or mistyped numbers never fail a 2xx or trap")
+    func accountAnswers() throws {
+        let absurd = try #require(
+            UseAPIAccount(body: Array(#"{"email":"a@b.io","maxJobs":1e400,"jwt":{"exp":1e300,"iat":-1e300,"id":99999999999999999999,"token":"t"}}"#.utf8))
+        )
+        #expect(absurd.maxJobs == nil)
+        #expect(absurd.jwt?.exp == 1e300)
+        #expect(absurd.jwt?.id == .double(1e20))
+        let unreadableJWT = try #require(UseAPIAccount(body: Array(#"{"maxJobs":3,"jwt":{"exp":1e400,"iat":1}}"#.utf8)))
+        #expect(unreadableJWT.jwt == nil)
+        #expect(unreadableJWT.maxJobs == 3)
+        let stringy = try #require(UseAPIAccount(body: Array(#"{"maxJobs":"3","jwt":{"exp":"soon","iat":1}}"#.utf8)))
+        #expect(stringy.maxJobs == nil && stringy.jwt == nil)
+        #expect(UseAPIAccount(body: Array("[1]".utf8)) == nil)
+        #expect(UseAPIAccount(body: Array("".utf8)) == nil)
+    }
 }

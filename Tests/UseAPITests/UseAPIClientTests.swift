@@ -70,8 +70,9 @@ struct UseAPIClientTests {
             "suspended@x.io": .suspended,
             "broken@x.io": .errorState,
         ]
+        // Passwords that appear in no message: an echoed password is masked wherever it appears.
         try await withSimulator(accounts: accounts) { _, client in
-            let tooMany = await failure { _ = try await client.upsert(email: "a@x.io", password: "p", maxJobs: 11) }
+            let tooMany = await failure { _ = try await client.upsert(email: "a@x.io", password: "pw-7x", maxJobs: 11) }
             #expect(tooMany?.apiError?.statusCode == 400)
             #expect(tooMany?.apiError?.error.contains("maxJobs") == true)
 
@@ -81,16 +82,16 @@ struct UseAPIClientTests {
             let answer8908 = try await client.upsert(email: "fixed@x.io", password: "right", maxJobs: 1)
             #expect(answer8908.maxJobs == 1)
 
-            let suspended = await failure { _ = try await client.upsert(email: "suspended@x.io", password: "p", maxJobs: 1) }
+            let suspended = await failure { _ = try await client.upsert(email: "suspended@x.io", password: "pw-7x", maxJobs: 1) }
             #expect(suspended?.apiError?.statusCode == 401)
             #expect(suspended?.apiError?.error == "This account has been suspended.")
 
-            let broken = await failure { _ = try await client.upsert(email: "broken@x.io", password: "p", maxJobs: 1) }
+            let broken = await failure { _ = try await client.upsert(email: "broken@x.io", password: "pw-7x", maxJobs: 1) }
             #expect(broken?.apiError?.statusCode == 596)
             #expect(broken?.apiError?.error.contains("error state") == true)
         }
         try await withSimulator(clientToken: "user:0-wrong") { _, client in
-            let unauthorized = await failure { _ = try await client.upsert(email: "a@x.io", password: "p", maxJobs: 1) }
+            let unauthorized = await failure { _ = try await client.upsert(email: "a@x.io", password: "pw-7x", maxJobs: 1) }
             #expect(unauthorized?.apiError?.statusCode == 401)
             #expect(unauthorized?.apiError?.error == "Unauthorized")
         }

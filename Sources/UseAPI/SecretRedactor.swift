@@ -1,0 +1,43 @@
+/// Replaces secrets (a command's password, the API token) by `***` in text
+/// that may echo them: useapi's error texts, before they reach an error, a
+/// result or a log line. It also catches a secret echoed JSON-escaped.
+public struct SecretRedactor: Sendable {
+    public static let mask = "***"
+    private let needles: [String]
+
+    /// Empty secrets are ignored; longer ones are replaced first, so a
+    /// secret that contains another is masked whole.
+    public init(secrets: [String?]) {
+        var needles = Set<String>()
+        for case let secret? in secrets where !secret.isEmpty {
+            needles.insert(secret)
+            let escaped = Self.jsonEscaped(secret)
+            if escaped != secret { needles.insert(escaped) }
+        }
+        self.needles = needles.sorted { $0.utf8.count > $1.utf8.count }
+    }
+
+    public func redact(_ text: String) -> String {
+        var text = text
+        for needle in needles where text.contains(needle) {
+            text = text.replacing(needle, with: Self.mask)
+        }
+        return text
+    }
+
+    private static func jsonEscaped(_ text: String) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "/": escaped += "\\/"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+}
