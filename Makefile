@@ -4,13 +4,14 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps build release test demo bench deploy-check clean
+.PHONY: deps build release test fuzz demo bench deploy-check clean
 
 deps:
 	@missing=""; \
 	dpkg -s librdkafka-dev >/dev/null 2>&1 || missing="$$missing librdkafka-dev"; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -22,15 +23,35 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# deploy/ is checked with hadolint, yamllint and kubernetes-validate (from PyPI).
-deploy-check:
+# deploy/ is checked with hadolint, yamllint and kubernetes-validate, and
+# docs/schemas/ with jsonschema (all from PyPI; see scripts/validate-deploy.sh);
+# the alerts with promtool (Debian's prometheus package, from deps). The image
+# build is proved without Docker: its context and SwiftPM steps are replayed
+# (scripts/check-image-context.sh).
+deploy-check: deps
 	scripts/validate-deploy.sh
+	scripts/check-image-context.sh
 
 # The end-to-end tests run the built binary: build it before the tests.
+# The fuzz tests (every test function named fuzz...) run after the others,
+# alone, for FUZZ_SECONDS each: a trap in a parser of outside input fails CI.
+CI_FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 120
+
 test: deps deploy-check
 	$(SWIFT) build
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest
+	$(SWIFT) test --skip-build --disable-xctest --skip fuzz
+	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) $(SWIFT) test --skip-build --disable-xctest --filter fuzz
+	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) scripts/fuzz.sh
+
+# Longer fuzzing: each target FUZZ_SECONDS (default 120). The mutation fuzz
+# tests (FUZZ_SEED=N replays a run, FUZZ_TRACE=FILE keeps the input being run:
+# Tests/TestSupport/Fuzzer.swift), then libFuzzer on the parsers (scripts/fuzz.sh).
+fuzz: deps
+	$(SWIFT) build --build-tests
+	FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --disable-xctest --filter fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 demo: deps
 	$(SWIFT) build --product account-worker

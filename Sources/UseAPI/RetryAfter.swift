@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Parses the waits useapi asks for. Every hint is untrusted: a negative,
 /// unparseable or non-finite value gives nil (ignored), and a huge one is
@@ -17,17 +18,26 @@ public enum RetryAfter {
         if trimmed.utf8.allSatisfy(isNumeral) {
             return Double(trimmed).flatMap(duration(seconds:))
         }
-        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+        // The three HTTP-date forms are 24 to 33 characters long.
+        guard (20...40).contains(trimmed.utf8.count) else { return nil }
+        let date = httpDateFormatters.withLock { formatters in
+            formatters.lazy.compactMap { $0.date(from: trimmed) }.first
+        }
+        return date.flatMap { until($0, now: now) }
+    }
+
+    /// IMF-fixdate, RFC 850 and asctime, built once (building a formatter
+    /// costs far more than parsing with it); used under the lock since a
+    /// `DateFormatter` is not `Sendable`.
+    private static let httpDateFormatters = Mutex(
+        ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"].map { format in
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "GMT")
             formatter.dateFormat = format
-            if let date = formatter.date(from: trimmed) {
-                return until(date, now: now)
-            }
+            return formatter
         }
-        return nil
-    }
+    )
 
     /// A body `retryAfter`: an ISO-8601 timestamp, or an ISO-8601 duration such as `PT30S`.
     public static func parseISO8601(_ value: String, now: Date = Date()) -> Duration? {

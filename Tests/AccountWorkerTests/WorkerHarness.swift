@@ -153,9 +153,13 @@ final class WorkerHarness: Sendable {
     }
 
     /// Starts a worker in-process; stop it with `RunningWorker.stop()`.
-    func startWorker(_ settings: WorkerSettings, metricsFactory: (any MetricsFactory)? = nil, before: [any Service] = []) throws
-        -> RunningWorker
-    {
+    /// `kafkaLogs` captures the worker's Kafka client logs (its rebalances).
+    func startWorker(
+        _ settings: WorkerSettings,
+        metricsFactory: (any MetricsFactory)? = nil,
+        before: [any Service] = [],
+        kafkaLogs: LogCapture? = nil
+    ) throws -> RunningWorker {
         var settings = settings
         settings.kafkaProperties.merge(
             [
@@ -167,8 +171,9 @@ final class WorkerHarness: Sendable {
         let components = try WorkerComponents.make(
             settings: settings,
             logger: logs.logger(),
-            kafkaLogger: ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil
-                ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)"),
+            kafkaLogger: kafkaLogs?.logger(label: "kafka-\(settings.workerID)")
+                ?? (ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil
+                    ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)")),
             metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
         )
         let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))
@@ -207,6 +212,9 @@ final class WorkerHarness: Sendable {
             }
             try await Task.sleep(for: .milliseconds(25))
         }
+        // Every result any test sees follows the contract's field rules.
+        let results = self.results
+        results.forEach { expectContractShape($0) }
         return results
     }
 

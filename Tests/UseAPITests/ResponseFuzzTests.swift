@@ -9,7 +9,7 @@ import Testing
 @Suite("Fuzz: useapi's answers and wait hints never trap or escape their bounds")
 struct ResponseFuzzTests {
     @Test("fuzz Retry-After and retryAfter: nil, or a wait within 0...RetryAfter.maximum")
-    func retryAfter() {
+    func fuzzRetryAfter() {
         let fuzzer = Fuzzer(
             name: "RetryAfter",
             corpus: ["120", "1.5", "1e16", "Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
@@ -25,7 +25,7 @@ struct ResponseFuzzTests {
     }
 
     @Test("fuzz error answers and account answers: bounded hints, secrets masked, no trap")
-    func answers() {
+    func fuzzAnswers() {
         let password = "Fuzz-Pw-1"
         let token = "fuzz-token-2"
         let secrets = SecretRedactor(secrets: [password, token])
