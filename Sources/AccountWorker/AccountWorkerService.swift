@@ -11,6 +11,10 @@ import UseAPI
 /// command, and commits offsets only below commands whose results the
 /// brokers acknowledged.
 ///
+/// It only orchestrates: consume → accept → run chains → finish → commit.
+/// The facts live in one ``WorkerStateMachine`` behind one lock; a command's
+/// calls are a ``CommandExecutor``'s, its records a ``ResultPublisher``'s.
+///
 /// On graceful shutdown it stops fetching, lets in-flight work finish within
 /// `shutdownTimeout` (abandoning the rest unreported and uncommitted, so it
 /// is redelivered), commits, and leaves the group.
@@ -18,38 +22,17 @@ public final class AccountWorkerService: Service, Sendable {
     let settings: WorkerSettings
     let consumer: KafkaConsumer
     let producer: KafkaProducer
-    let useapi: UseAPIClient
     let logger: Logger
     let metrics: WorkerMetrics
-    let state: Mutex<WorkerState>
-    let breaker: Mutex<CircuitBreaker>
+    let state: Mutex<WorkerStateMachine>
+    /// Concurrency slots: at most `MAX_IN_FLIGHT` useapi calls at once.
     let slots: AsyncSemaphore
     let decoder: CommandDecoder
-    let policy: RetryPolicy
-    /// Serialises pause/resume calls; holds whether fetching is paused now.
-    private let fetching = Mutex(false)
+    let publisher: ResultPublisher
+    private let useapi: UseAPIClient
+    private let policy: RetryPolicy
+    private let shuttingDown = Atomic<Bool>(false)
     private let failure = Mutex<(any Error)?>(nil)
-    /// Readiness as seen by health checks.
-    public let health = WorkerHealth()
-
-    /// Alive: the consumer's poll thread turned within the last 30 s.
-    /// Ready: alive, the group gave this member an assignment, and not shutting down.
-    public func healthReport() -> WorkerHealthReport {
-        let sincePoll = consumer.timeSinceLastPoll
-        let alive = sincePoll < .seconds(30)
-        var reasons: [String] = []
-        if !alive { reasons.append("the Kafka poll loop has not run for \(sincePoll.milliseconds) ms") }
-        if !consumer.hasJoinedGroup { reasons.append("not a member of consumer group \(settings.groupID) yet") }
-        if health.isShuttingDown { reasons.append("shutting down") }
-        return WorkerHealthReport(
-            alive: alive,
-            ready: reasons.isEmpty,
-            reasons: reasons,
-            assignedPartitions: health.assignedPartitions,
-            breakerOpen: breaker.withLock { $0.state == .open },
-            buffered: state.withLock { $0.buffered }
-        )
-    }
 
     public init(
         settings: WorkerSettings,
@@ -59,14 +42,14 @@ public final class AccountWorkerService: Service, Sendable {
         logger: Logger,
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
-        self.metrics = WorkerMetrics(factory: metricsFactory, workerID: settings.workerID)
+        let metrics = WorkerMetrics(factory: metricsFactory, workerID: settings.workerID)
+        self.metrics = metrics
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
         self.useapi = useapi
         self.logger = logger
-        self.state = Mutex(WorkerState(maxBuffered: settings.maxBufferedCommands))
-        self.breaker = Mutex(CircuitBreaker(threshold: settings.breakerThreshold))
+        self.state = Mutex(WorkerStateMachine(maxBuffered: settings.maxBufferedCommands, breakerThreshold: settings.breakerThreshold))
         self.slots = AsyncSemaphore(permits: settings.maxInFlight)
         self.decoder = CommandDecoder(maxCommandBytes: settings.maxCommandBytes)
         self.policy = RetryPolicy(
@@ -75,7 +58,56 @@ public final class AccountWorkerService: Service, Sendable {
             maxDelay: settings.retryMaxDelay,
             retryAfterCap: settings.retryAfterCap
         )
+        self.publisher = ResultPublisher(
+            producer: producer,
+            resultTopic: settings.resultTopic,
+            dlqTopic: settings.dlqTopic,
+            metrics: metrics,
+            logger: logger
+        )
     }
+
+    private var executor: CommandExecutor {
+        CommandExecutor(useapi: useapi, policy: policy, gate: self, metrics: metrics, logger: logger)
+    }
+
+    // MARK: Health
+
+    /// What `/healthz` and `/readyz` answer. Alive: the consumer's poll
+    /// thread turned within the last 30 s. Ready: alive, the group gave this
+    /// member an assignment, and not shutting down.
+    public func healthReport() -> WorkerHealthReport {
+        let sincePoll = consumer.timeSinceLastPoll
+        let alive = sincePoll < .seconds(30)
+        let snapshot = health
+        var reasons: [String] = []
+        if !alive { reasons.append("the Kafka poll loop has not run for \(sincePoll.milliseconds) ms") }
+        if !consumer.hasJoinedGroup { reasons.append("not a member of consumer group \(settings.groupID) yet") }
+        if snapshot.isShuttingDown { reasons.append("shutting down") }
+        return WorkerHealthReport(
+            alive: alive,
+            ready: reasons.isEmpty,
+            reasons: reasons,
+            assignedPartitions: snapshot.assignedPartitions,
+            breakerOpen: snapshot.breakerOpen,
+            buffered: snapshot.buffered
+        )
+    }
+
+    /// The worker's state as health checks and tests see it (one lock).
+    public var health: WorkerHealthSnapshot {
+        let isShuttingDown = shuttingDown.load(ordering: .relaxed)
+        return state.withLock {
+            WorkerHealthSnapshot(
+                assignedPartitions: $0.assigned.count,
+                breakerOpen: $0.breaker.state == .open,
+                buffered: $0.buffered,
+                isShuttingDown: isShuttingDown
+            )
+        }
+    }
+
+    // MARK: Running
 
     public func run() async throws {
         logger.info(
@@ -92,7 +124,7 @@ public final class AccountWorkerService: Service, Sendable {
                 group.addTask { await self.commitPeriodically() }
                 group.addTask { await self.reportLagPeriodically() }
                 for await _ in stopRequests {}
-                health.setShuttingDown()
+                shuttingDown.store(true, ordering: .relaxed)
                 if !Task.isCancelled {
                     await drain()
                 }
@@ -119,19 +151,13 @@ public final class AccountWorkerService: Service, Sendable {
                     case .message(let message):
                         accept(message, chains: &chains)
                     case .partitionsAssigned(let partitions):
-                        let paused = state.withLock { state in
-                            _ = state.assign(partitions)
-                            return state.paused
-                        }
-                        health.setAssigned(state.withLock { $0.assigned.count })
-                        if paused { try? consumer.pause(partitions) }
+                        state.withLock { $0.assign(partitions) }
                     case .partitionsRevoked(let partitions, let lost):
                         await revoke(partitions, lost: lost)
-                        health.setAssigned(state.withLock { $0.assigned.count })
                     case .endOfPartition:
                         break
                     }
-                    if state.withLock({ $0.draining }) && Task.isCancelled { break }
+                    if Task.isCancelled && state.withLock({ $0.draining }) { break }
                 }
             } catch {
                 logger.error("Kafka consumer failed", metadata: ["error": "\(error)"])
@@ -142,37 +168,72 @@ public final class AccountWorkerService: Service, Sendable {
 
     private func accept(_ message: KafkaMessage, chains: inout DiscardingTaskGroup) {
         metrics.consumed.increment()
-        let item = WorkItem(
-            message: message,
-            decoded: decoder.decode(message.value),
-            epoch: state.withLock { $0.epoch(message.topicPartition) },
-            receivedAt: .now
-        )
-        switch state.withLock({ $0.accept(item) }) {
-        case .ignore:
-            return
-        case .queued(let fetch):
-            syncFetching(fetch)
-        case .startChain(let key, let fetch):
-            syncFetching(fetch)
+        // Decoding needs no lock: it happens before the one transition.
+        let decoded = decoder.decode(message.value)
+        let (_, action) = state.withLock { $0.accept(message, decoded: decoded, receivedAt: .now) }
+        guard case .accepted(let key, let fetch, let buffered) = action else { return }
+        apply(fetch)
+        metrics.buffered.record(buffered)
+        if let key {
             chains.addTask { await self.runChain(key) }
         }
-        metrics.buffered.record(state.withLock { $0.buffered })
     }
 
     /// Runs one account's commands in offset order until its queue is empty.
     private func runChain(_ key: String) async {
+        var finished: WorkItem?
+        var completed = false
         while true {
-            let (next, fetch, waiters) = state.withLock { $0.nextItem(chain: key) }
-            syncFetching(fetch)
-            for waiter in waiters { waiter.resume() }
-            guard let item = next else { return }
-            let completed = await process(item)
-            let (fetchAfter, waitersAfter) = state.withLock { $0.finish(item, completed: completed) }
-            syncFetching(fetchAfter)
-            for waiter in waitersAfter { waiter.resume() }
-            metrics.buffered.record(state.withLock { $0.buffered })
+            let step = state.withLock { $0.step(chain: key, finished: finished, completed: completed) }
+            apply(step.fetch)
+            for waiter in step.resume { waiter.resume() }
+            metrics.buffered.record(step.buffered)
+            guard let item = step.next else { return }
+            completed = await process(item)
+            finished = item
         }
+    }
+
+    /// Handles one command start to finish. True once its result (and DLQ
+    /// copy) is acknowledged; false when abandoned (shutdown, revocation):
+    /// it then stays uncommitted and is redelivered.
+    private func process(_ item: WorkItem) async -> Bool {
+        var result: CommandResult
+        switch item.decoded {
+        case .failure(let rejection):
+            if rejection.isUndecodable {
+                guard await publisher.publishDeadLetter(item, reason: rejection.dlqReason) else { return false }
+            }
+            result = .rejected(rejection, item: item, worker: settings.workerID, token: settings.useapiToken)
+        case .success(let command):
+            guard let execution = await executor.execute(command, item: item) else { return false }
+            result = .executed(execution, command: command, item: item, worker: settings.workerID, token: settings.useapiToken)
+        }
+        result.durationMs = (ContinuousClock.now - item.receivedAt).milliseconds
+        guard await publisher.publishResult(result, item: item) else { return false }
+        metrics.result(status: result.status, code: result.code).increment()
+        logProcessed(result, item: item)
+        return true
+    }
+
+    private func logProcessed(_ result: CommandResult, item: WorkItem) {
+        var metadata: Logger.Metadata = [
+            "command.id": .string(result.commandId ?? ""),
+            "command.type": .string(result.type.rawValue),
+            "account.email": .string(result.email ?? ""),
+            "kafka.partition": .stringConvertible(item.message.partition),
+            "kafka.offset": .stringConvertible(item.message.offset),
+            "result.status": .string(result.status.rawValue),
+            "result.code": .stringConvertible(result.code),
+            "result.attempts": .stringConvertible(result.attempts),
+            "result.duration_ms": .stringConvertible(result.durationMs),
+        ]
+        if result.status == .error {
+            // Already masked and cut (CommandResult.fail): useapi's words are safe to log.
+            metadata["result.stage"] = .string(result.stage?.rawValue ?? "")
+            metadata["result.error"] = .string(result.error ?? "")
+        }
+        logger.info("command processed", metadata: metadata)
     }
 
     // MARK: Rebalancing
@@ -182,7 +243,7 @@ public final class AccountWorkerService: Service, Sendable {
         let quiet = await wait(for: .partitionsQuiet(Set(partitions)), timeout: settings.shutdownTimeout)
         if !quiet {
             logger.warning(
-                "revoked partitions still have commands in flight; their results may be reported twice",
+                "revoked partitions still have commands in flight: they make no further call and report nothing",
                 metadata: ["kafka.partitions": "\(partitions.sorted())"]
             )
         }
@@ -190,30 +251,18 @@ public final class AccountWorkerService: Service, Sendable {
             let commits = state.withLock { $0.takeCommits(for: Set(partitions), force: true) }
             await commitSync(commits, reason: "revocation")
         }
-        state.withLock { $0.finishRevocation(partitions) }
+        let waiters = state.withLock { $0.finishRevocation(partitions) }
+        for waiter in waiters { waiter.resume() }
     }
 
     // MARK: Fetching
 
-    /// Brings the consumer's pause state in line with the worker state.
-    /// Idempotent, so concurrent callers cannot leave it inverted.
-    func syncFetching(_ hint: WorkerState.FetchAction) {
-        guard hint != .none else { return }
-        fetching.withLock { applied in
-            let (paused, assigned) = state.withLock { ($0.paused, $0.assigned) }
-            guard paused != applied else { return }
-            applied = paused
-            let partitions = Array(assigned)
-            do {
-                if paused { try consumer.pause(partitions) } else { try consumer.resume(partitions) }
-                logger.info(
-                    paused ? "fetching paused" : "fetching resumed",
-                    metadata: ["worker.buffered": "\(state.withLock { $0.buffered })"]
-                )
-            } catch {
-                logger.warning("pause/resume failed", metadata: ["error": "\(error)"])
-            }
-        }
+    /// The only place fetching is paused or resumed: a non-blocking request
+    /// the consumer's poll thread applies (newest generation wins).
+    private func apply(_ change: WorkerStateMachine.FetchChange?) {
+        guard let change else { return }
+        consumer.setFetchingPaused(change.paused, generation: change.generation)
+        logger.info(change.paused ? "fetching paused" : "fetching resumed", metadata: ["fetch.generation": "\(change.generation)"])
     }
 
     // MARK: Offsets
@@ -262,17 +311,17 @@ public final class AccountWorkerService: Service, Sendable {
     // MARK: Shutdown
 
     private func drain() async {
-        let fetch = state.withLock { $0.beginDraining() }
-        syncFetching(fetch)
-        let buffered = state.withLock { $0.buffered }
+        let (fetch, waiters) = state.withLock { $0.beginDraining() }
+        apply(fetch)
+        for waiter in waiters { waiter.resume() }
         logger.info(
             "draining",
-            metadata: ["worker.buffered": "\(buffered)", "shutdown.timeout_ms": "\(settings.shutdownTimeout.milliseconds)"]
+            metadata: ["worker.buffered": "\(health.buffered)", "shutdown.timeout_ms": "\(settings.shutdownTimeout.milliseconds)"]
         )
         if !(await wait(for: .idle, timeout: settings.shutdownTimeout)) {
             logger.warning(
                 "shutdown timeout reached: abandoning unfinished commands (they are not committed and will be redelivered)",
-                metadata: ["worker.buffered": "\(state.withLock { $0.buffered })"]
+                metadata: ["worker.buffered": "\(health.buffered)"]
             )
         }
     }
@@ -289,7 +338,7 @@ public final class AccountWorkerService: Service, Sendable {
     }
 
     /// Waits until `condition` holds, at most `timeout`. Returns whether it held.
-    private func wait(for condition: WorkerState.Condition, timeout: Duration) async -> Bool {
+    private func wait(for condition: WorkerStateMachine.Condition, timeout: Duration) async -> Bool {
         let id = state.withLock { $0.makeWaiterID() }
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -312,6 +361,69 @@ public final class AccountWorkerService: Service, Sendable {
             return held
         }
     }
+}
+
+// MARK: - CallGate
+
+extension AccountWorkerService: CallGate {
+    func acquireCall(for item: WorkItem) async -> Bool? {
+        while !Task.isCancelled {
+            guard await slots.acquire() else { return nil }
+            switch state.withLock({ $0.permitCall(for: item, now: .now) }) {
+            case .call(let isProbe):
+                return isProbe
+            case .abandon:
+                slots.release()
+                return nil
+            case .wait(let delay):
+                slots.release()
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return nil
+                }
+            }
+        }
+        return nil
+    }
+
+    func endCall(for item: WorkItem, email: String, outage: Bool?, wasProbe: Bool) {
+        let (change, fetch) = state.withLock { $0.callEnded(email: email, outage: outage, wasProbe: wasProbe, now: .now) }
+        slots.release()
+        apply(fetch)
+        switch change {
+        case .opened?:
+            metrics.breakerOpen.record(1)
+            metrics.breakerOpenings.increment()
+            logger.warning(
+                "circuit opened: useapi looks down; pausing calls and fetching, probing",
+                metadata: ["breaker.threshold": "\(settings.breakerThreshold)"]
+            )
+        case .closed?:
+            metrics.breakerOpen.record(0)
+            logger.info("circuit closed: useapi answers again; resuming")
+        case nil:
+            break
+        }
+    }
+}
+
+/// The worker's state at one moment, read under its lock.
+public struct WorkerHealthSnapshot: Sendable {
+    public var assignedPartitions: Int
+    public var breakerOpen: Bool
+    public var buffered: Int
+    public var isShuttingDown: Bool
+}
+
+/// What the health endpoints answer.
+public struct WorkerHealthReport: Sendable, Encodable {
+    public var alive: Bool
+    public var ready: Bool
+    public var reasons: [String]
+    public var assignedPartitions: Int
+    public var breakerOpen: Bool
+    public var buffered: Int
 }
 
 /// The version reported in `User-Agent` and logs.

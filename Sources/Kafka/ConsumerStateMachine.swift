@@ -21,6 +21,12 @@ struct ConsumerStateMachine {
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var failure: KafkaError?
     let bufferLimit: Int
+    /// Whether the application wants fetching paused, and the generation of
+    /// that request (requests made concurrently apply in generation order).
+    private var desiredPaused = false
+    private var desiredGeneration: UInt64 = 0
+    /// What the poll thread last applied to the assignment.
+    private(set) var appliedPaused = false
 
     init(bufferLimit: Int) {
         self.bufferLimit = max(1, bufferLimit)
@@ -91,6 +97,25 @@ struct ConsumerStateMachine {
         waiter = nil
         closeWaiters = []
         return result
+    }
+
+    // MARK: Fetching
+
+    /// Records the fetch state the application wants. Returns true when the
+    /// poll thread must act (it applies the change on its next turn).
+    mutating func requestFetching(paused: Bool, generation: UInt64) -> Bool {
+        guard generation > desiredGeneration else { return false }
+        desiredGeneration = generation
+        desiredPaused = paused
+        return desiredPaused != appliedPaused && phase == .running
+    }
+
+    /// Poll thread: the pause or resume to apply to the whole assignment
+    /// now, if the wanted state differs from the applied one.
+    mutating func fetchReconciliation() -> (paused: Bool, partitions: [KafkaTopicPartition])? {
+        guard phase == .running, desiredPaused != appliedPaused else { return nil }
+        appliedPaused = desiredPaused
+        return (appliedPaused, Array(assignment))
     }
 
     // MARK: Iterator

@@ -53,6 +53,22 @@ public final class KafkaConsumer: Sendable {
         try core.pauseResume(partitions, pause: false)
     }
 
+    /// Asks for fetching of the whole assignment to be paused or resumed.
+    ///
+    /// Never blocks: the poll thread applies the newest request on its next
+    /// turn (it interrupts a poll in progress), to every assigned partition,
+    /// and partitions assigned later join the state that applies then. Of
+    /// requests made concurrently, the one with the highest `generation` wins,
+    /// whatever order the calls arrive in; older generations are ignored.
+    public func setFetchingPaused(_ paused: Bool, generation: UInt64) {
+        core.setFetchingPaused(paused, generation: generation)
+    }
+
+    /// Whether the poll thread has paused fetching (``setFetchingPaused(_:generation:)``).
+    public var isFetchingPaused: Bool {
+        core.state.withLock { $0.appliedPaused }
+    }
+
     /// The partitions currently assigned to this member.
     public var assignment: Set<KafkaTopicPartition> {
         core.state.withLock { $0.assignment }
@@ -109,8 +125,9 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     let handle: RDKafkaHandle
     let logger: Logger
     let state: Mutex<ConsumerStateMachine>
-    /// Wakes the poll thread: room in the buffer, a revocation acknowledged, close.
-    private let wake = DispatchSemaphore(value: 0)
+    /// Wakes the poll thread: room in the buffer, a revocation acknowledged,
+    /// a fetch request, close.
+    private let wake = PollThreadWaker()
     private let blockingQueue = DispatchQueue(label: "kafka.consumer.blocking")
     private let pollTimeoutMilliseconds: Int32
     /// `DispatchTime` uptime of the poll thread's last turn.
@@ -151,6 +168,10 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
         let rk = handle.pointer
         loop: while true {
             lastPollNanoseconds.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            wake.reset()
+            if let change = state.withLock({ $0.fetchReconciliation() }) {
+                applyFetching(paused: change.paused, to: change.partitions)
+            }
             switch state.withLock({ $0.nextPollAction() }) {
             case .close:
                 break loop
@@ -265,10 +286,12 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             // Cooperative rebalances often assign nothing new: not an event.
             guard !list.isEmpty else { return }
             // librdkafka keeps a partition's pause across unassign and a later
-            // assign; a new assignment starts fetching, as in Kafka's Java client.
-            let resumeErr = rd_kafka_resume_partitions(rk, partitions)
-            if resumeErr != RD_KAFKA_RESP_ERR_NO_ERROR {
-                logger.warning("Kafka resume of new partitions failed", metadata: ["kafka.error.name": "\(KafkaError(resumeErr).name)"])
+            // assign; a new partition joins the fetch state that applies now
+            // (this runs on the poll thread, as the reconciliation does).
+            let paused = state.withLock { $0.appliedPaused }
+            let fetchErr = paused ? rd_kafka_pause_partitions(rk, partitions) : rd_kafka_resume_partitions(rk, partitions)
+            if fetchErr != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning("Kafka pause/resume of new partitions failed", metadata: ["kafka.error.name": "\(KafkaError(fetchErr).name)"])
             }
             logger.info("Kafka partitions assigned", metadata: ["kafka.partitions": "\(list.sorted())"])
             deliver(.partitionsAssigned(list))
@@ -304,9 +327,15 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             state.withLock { $0.revoked(list) }
 
         default:
+            // The assignment is gone: tell the application, as for a lost one.
             logger.error("Kafka rebalance failed", metadata: ["kafka.error.name": "\(KafkaError(err).name)"])
             rd_kafka_assign(rk, nil)
-            state.withLock { $0.revoked(list) }
+            let held = state.withLock { $0.assignment }
+            if !held.isEmpty {
+                joinedGroup.store(false, ordering: .relaxed)
+                deliver(.partitionsRevoked(Array(held), lost: true))
+            }
+            state.withLock { $0.revoked(Array(held)) }
         }
     }
 
@@ -367,6 +396,23 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
         let entries = offsets.map { ($0.key, offset: $0.value) }
         let err = withTopicPartitionList(entries) { rd_kafka_commit(handle.pointer, $0, 1) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, message: "offset commit failed") }
+    }
+
+    func setFetchingPaused(_ paused: Bool, generation: UInt64) {
+        guard state.withLock({ $0.requestFetching(paused: paused, generation: generation) }) else { return }
+        wake.signal()
+        // Interrupt a poll in progress so the change applies now, not after its timeout.
+        rd_kafka_yield(handle.pointer)
+    }
+
+    /// Poll thread only.
+    private func applyFetching(paused: Bool, to partitions: [KafkaTopicPartition]) {
+        do {
+            try pauseResume(partitions, pause: paused)
+            logger.debug(paused ? "Kafka fetching paused" : "Kafka fetching resumed", metadata: ["kafka.partitions": "\(partitions.count)"])
+        } catch {
+            logger.warning("Kafka pause/resume failed", metadata: ["kafka.error.name": "\(error.name)"])
+        }
     }
 
     func pauseResume(_ partitions: [KafkaTopicPartition], pause: Bool) throws(KafkaError) {
@@ -440,3 +486,30 @@ private let rdKafkaOffsetCommitCallback:
     ) -> Void = { _, err, offsets, opaque in
         RDKafkaCallbackContext.from(opaque)?.delegate?.committed(err, offsets)
     }
+
+/// Wakes the poll thread without letting wake-ups pile up: however often it
+/// is signalled between two turns, the thread wakes once.
+final class PollThreadWaker: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let pending = Atomic<Bool>(false)
+
+    func signal() {
+        if !pending.exchange(true, ordering: .acquiringAndReleasing) {
+            semaphore.signal()
+        }
+    }
+
+    /// At the start of a poll-thread turn: forget wake-ups already seen.
+    func reset() {
+        pending.store(false, ordering: .releasing)
+        while semaphore.wait(timeout: .now()) == .success {}
+    }
+
+    /// Sleeps until signalled or `timeout`; a signal racing the return is
+    /// at worst seen one timeout later.
+    func wait(timeout: DispatchTime) -> DispatchTimeoutResult {
+        let result = semaphore.wait(timeout: timeout)
+        pending.store(false, ordering: .releasing)
+        return result
+    }
+}

@@ -10,11 +10,13 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 
 /// A strict RFC 8259 parser for untrusted bytes: one value, nothing after it
 /// but whitespace; strings must be valid UTF-8 (escaped surrogates must pair);
-/// no control characters inside strings; nesting is bounded so no input can
-/// exhaust the stack. Numbers are validated but kept as text (``JSONNumber``),
-/// so an out-of-range number never fails the document or traps.
+/// no control characters inside strings. Numbers are validated but kept as
+/// text (``JSONNumber``), so an out-of-range number never fails the document
+/// or traps. Values are built to ``maxDepth`` levels; a container nested
+/// deeper is still validated, without recursion (no input can exhaust the
+/// stack), and kept as its text (``JSONValue/nested(_:)``).
 public struct JSONParser: Sendable {
-    /// The deepest nesting of arrays and objects accepted.
+    /// The deepest nesting of arrays and objects built as values.
     public var maxDepth: Int
 
     public init(maxDepth: Int = 128) {
@@ -76,6 +78,8 @@ private struct Reader {
     mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
         guard let byte = current else { throw error("unexpected end of input") }
         switch byte {
+        case UInt8(ascii: "{") where depth + 1 > maxDepth: return .nested(try skipNested())
+        case UInt8(ascii: "[") where depth + 1 > maxDepth: return .nested(try skipNested())
         case UInt8(ascii: "{"): return .object(try object(depth: depth + 1))
         case UInt8(ascii: "["): return .array(try array(depth: depth + 1))
         case UInt8(ascii: "\""): return .string(try string())
@@ -94,7 +98,6 @@ private struct Reader {
     }
 
     mutating func object(depth: Int) throws(JSONParseError) -> JSONObject {
-        guard depth <= maxDepth else { throw error("nested deeper than \(maxDepth) levels") }
         position += 1  // {
         var object = JSONObject()
         skipWhitespace()
@@ -123,7 +126,6 @@ private struct Reader {
     }
 
     mutating func array(depth: Int) throws(JSONParseError) -> [JSONValue] {
-        guard depth <= maxDepth else { throw error("nested deeper than \(maxDepth) levels") }
         position += 1  // [
         var elements: [JSONValue] = []
         skipWhitespace()
@@ -143,6 +145,71 @@ private struct Reader {
             default: throw error("expected ',' or ']'")
             }
         }
+    }
+
+    /// Validates the array or object at `position` without building it or
+    /// recursing (an explicit stack of open containers), and returns its text.
+    mutating func skipNested() throws(JSONParseError) -> String {
+        enum Expect { case value, valueOrClose, key, keyOrClose, colon, commaOrClose }
+        let start = position
+        var open: [UInt8] = []
+        var expect = Expect.value
+        repeat {
+            skipWhitespace()
+            guard let byte = current else { throw error("unexpected end of input") }
+            switch expect {
+            case .value, .valueOrClose:
+                if expect == .valueOrClose, byte == UInt8(ascii: "]") {
+                    position += 1
+                    open.removeLast()
+                    expect = .commaOrClose
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "{"):
+                    position += 1
+                    open.append(byte)
+                    expect = .keyOrClose
+                case UInt8(ascii: "["):
+                    position += 1
+                    open.append(byte)
+                    expect = .valueOrClose
+                default:
+                    // Scalars parse without recursion.
+                    _ = try value(depth: maxDepth)
+                    expect = .commaOrClose
+                }
+            case .key, .keyOrClose:
+                if expect == .keyOrClose, byte == UInt8(ascii: "}") {
+                    position += 1
+                    open.removeLast()
+                    expect = .commaOrClose
+                    continue
+                }
+                guard byte == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                _ = try string()
+                expect = .colon
+            case .colon:
+                guard byte == UInt8(ascii: ":") else { throw error("expected ':'") }
+                position += 1
+                expect = .value
+            case .commaOrClose:
+                switch (byte, open.last) {
+                case (UInt8(ascii: ","), UInt8(ascii: "{")):
+                    position += 1
+                    expect = .key
+                case (UInt8(ascii: ","), _):
+                    position += 1
+                    expect = .value
+                case (UInt8(ascii: "}"), UInt8(ascii: "{")), (UInt8(ascii: "]"), UInt8(ascii: "[")):
+                    position += 1
+                    open.removeLast()
+                default:
+                    throw error("expected ',' or a closing bracket")
+                }
+            }
+        } while !open.isEmpty
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
     }
 
     mutating func number() throws(JSONParseError) -> JSONNumber {

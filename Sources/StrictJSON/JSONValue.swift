@@ -12,6 +12,9 @@ public enum JSONValue: Sendable, Equatable {
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
+    /// A valid array or object nested deeper than the parser builds values
+    /// for (``JSONParser/maxDepth``), kept as its JSON text.
+    case nested(String)
 
     /// The member `key` of an object (the first, if repeated); nil otherwise.
     public subscript(key: String) -> JSONValue? {
@@ -37,6 +40,7 @@ public enum JSONValue: Sendable, Equatable {
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
+        case .nested: "a deeply nested value"
         }
     }
 }
@@ -50,13 +54,44 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
         self.text = text
     }
 
-    /// The value when it is a whole number within `Int64` (`5`, `5.0` and
-    /// `5e0` are; `5.5`, `1e19` and `1e400` are not). Never traps.
+    /// The value when it is a whole number within `Int64` (`5`, `5.0`, `5e0`
+    /// and `0.5e1` are; `5.5`, `10.000000000000000001`, `1e19` and `1e400`
+    /// are not). Decided on the decimal text, exactly, never through a
+    /// `Double`; never traps.
     public var int64: Int64? {
         if let exact = Int64(text) { return exact }
-        guard let value = finiteDouble, value == value.rounded(.towardZero) else { return nil }
-        // Int64(exactly:) rejects 2^63 and beyond instead of trapping.
-        return Int64(exactly: value)
+        var bytes = Array(text.utf8)[...]
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { bytes = bytes.dropFirst() }
+        var digits: [UInt8] = []
+        var fractionDigits = 0
+        var exponentBytes: ArraySlice<UInt8> = []
+        var inFraction = false
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: ".") {
+                inFraction = true
+            } else if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
+                exponentBytes = bytes[(index + 1)...]
+                break
+            } else {
+                digits.append(byte)
+                if inFraction { fractionDigits += 1 }
+            }
+        }
+        let exponentText = String(decoding: exponentBytes, as: UTF8.self)
+        if digits.allSatisfy({ $0 == UInt8(ascii: "0") }) { return 0 }
+        // A longer exponent decides nothing for an Int64: out of range, or a fraction.
+        guard exponentText.utf8.count <= 8, let exponent = exponentText.isEmpty ? 0 : Int(exponentText) else { return nil }
+        while let last = digits.last, last == UInt8(ascii: "0"), digits.count > 1 {
+            digits.removeLast()
+            fractionDigits -= 1
+        }
+        while digits.first == UInt8(ascii: "0"), digits.count > 1 { digits.removeFirst() }
+        let scale = exponent - fractionDigits
+        guard scale >= 0, digits.count + scale <= 19 else { return nil }
+        let integer = String(decoding: digits, as: UTF8.self) + String(repeating: "0", count: scale)
+        return Int64((negative ? "-" : "") + integer)
     }
 
     /// The value as a `Double` when it is finite (`1e400` is not).

@@ -12,6 +12,7 @@ extension JSONValue {
         case .null: output += "null"
         case .bool(let value): output += value ? "true" : "false"
         case .number(let value): output += value.text
+        case .nested(let text): output += text
         case .string(let value): Self.writeString(value, into: &output)
         case .array(let elements):
             output += "["

@@ -62,7 +62,20 @@ public struct UseAPIClient: Sendable {
             throw .transport(UseAPITransportError(kind: .invalidResponse, message: "cannot encode the request body"))
         }
         let (status, bytes) = try await call(.POST, email: email, body: body, password: password)
-        return try decodeAccount(status: status, bytes: bytes)
+        let account = try decodeAccount(status: status, bytes: bytes)
+        // A 2xx that does not show the change applied is no success: without
+        // a readable JWT, or for another account, it counts as unreadable.
+        guard account.jwt != nil else {
+            throw .transport(
+                UseAPITransportError(kind: .invalidResponse, message: "the \(status) answer has no readable JWT", statusCode: status)
+            )
+        }
+        if let answered = account.email, answered.lowercased() != email.lowercased() {
+            throw .transport(
+                UseAPITransportError(kind: .invalidResponse, message: "the \(status) answer is for another account", statusCode: status)
+            )
+        }
+        return account
     }
 
     /// `GET /v1/runwayml/accounts/{email}`.
@@ -79,11 +92,12 @@ public struct UseAPIClient: Sendable {
     }
 
     private func decodeAccount(status: Int, bytes: ByteBuffer) throws(UseAPIFailure) -> UseAPIAccount {
-        guard let account = UseAPIAccount(body: bytes.readableBytesView) else {
+        guard var account = UseAPIAccount(body: bytes.readableBytesView) else {
             throw .transport(
                 UseAPITransportError(kind: .invalidResponse, message: "the \(status) answer is not an account object", statusCode: status)
             )
         }
+        account.statusCode = status
         return account
     }
 

@@ -79,11 +79,14 @@ public struct UseAPIAccount: Sendable {
     public var maxJobs: Int?
     /// nil when the answer had no JWT with finite numeric `exp` and `iat`.
     public var jwt: UseAPIJWT?
+    /// The 2xx status useapi answered with.
+    public var statusCode: Int
 
-    public init(email: String?, maxJobs: Int?, jwt: UseAPIJWT?) {
+    public init(email: String?, maxJobs: Int?, jwt: UseAPIJWT?, statusCode: Int = 200) {
         self.email = email
         self.maxJobs = maxJobs
         self.jwt = jwt
+        self.statusCode = statusCode
     }
 
     /// The account in a 2xx answer's body; nil when the body is not a JSON object.

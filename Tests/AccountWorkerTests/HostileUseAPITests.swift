@@ -160,24 +160,67 @@ struct HostileUseAPITests {
         await harness.shutdown()
     }
 
-    @Test("absurd JWT numbers: ok as useapi answered, jwtExpiresAt null when exp is no date, no trap")
-    func absurdJWT() async throws {
+    @Test("2xx answers: absurd JWT numbers stay ok; no readable JWT, another account or no JSON is 502; the status is kept")
+    func twoHundreds() async throws {
         var absurd = SimulatedFault(emailPrefix: "far")
         absurd.answer = SimulatedAnswer(status: 200, body: #"{"email":"{email}","maxJobs":3,"jwt":{"exp":1e300,"iat":-1e300,"id":7}}"#)
-        var unreadable = SimulatedFault(emailPrefix: "nojwt")
-        unreadable.answer = SimulatedAnswer(status: 200, body: #"{"email":"{email}","maxJobs":1e400,"jwt":{"exp":1e400,"iat":1}}"#)
-        let harness = try await WorkerHarness(partitions: 1, faults: [absurd, unreadable])
-        let worker = try harness.startWorker(await harness.settings())
-        try await harness.sendUpsert(id: "far", email: "far@x.io", maxJobs: 3)
-        try await harness.sendUpsert(id: "nojwt", email: "nojwt@x.io", maxJobs: 4)
-        let byID = Dictionary(uniqueKeysWithValues: try await harness.waitForResults(2).map { ($0.commandId!, $0) })
+        var created = SimulatedFault(emailPrefix: "created")
+        created.answer = SimulatedAnswer(status: 201, body: #"{"email":"{email}","maxJobs":2,"jwt":{"exp":1798549821,"iat":1795957821,"id":"j-1"}}"#)
+        var noJWT = SimulatedFault(emailPrefix: "nojwt")
+        noJWT.answer = SimulatedAnswer(status: 200, body: #"{"email":"{email}","maxJobs":1e400,"jwt":{"exp":1e400,"iat":1}}"#)
+        var empty = SimulatedFault(emailPrefix: "empty")
+        empty.answer = SimulatedAnswer(status: 200, body: "{}")
+        var other = SimulatedFault(emailPrefix: "other")
+        other.answer = SimulatedAnswer(status: 200, body: #"{"email":"someone@else.io","maxJobs":1,"jwt":{"exp":1798549821,"iat":1795957821,"id":1}}"#)
+        var echo = SimulatedFault(emailPrefix: "echo")
+        echo.answer = SimulatedAnswer(status: 200, body: #"{"email":"{email}","maxJobs":1,"jwt":{"exp":1798549821,"iat":1795957821,"id":"{password}/{token}"}}"#)
+        let harness = try await WorkerHarness(partitions: 1, faults: [absurd, created, noJWT, empty, other, echo])
+        let worker = try harness.startWorker(await harness.settings { $0.maxAttempts = 2 })
+        let password = "Jwt-Echo-Secret-1"
+        for prefix in ["far", "created", "nojwt", "empty", "other", "echo"] {
+            try await harness.sendUpsert(id: prefix, email: "\(prefix)@x.io", password: prefix == "echo" ? password : "pw-\(prefix)", maxJobs: 3)
+        }
+        let byID = Dictionary(uniqueKeysWithValues: try await harness.waitForResults(6).map { ($0.commandId!, $0) })
         let far = try #require(byID["far"])
-        expectContractShape(far)
         #expect(far.status == "ok" && far["jwt"]?["exp"]?.double == 1e300)
         #expect(far["jwtExpiresAt"] == .null)
-        let noJWT = try #require(byID["nojwt"])
-        expectContractShape(noJWT)
-        #expect(noJWT.status == "ok" && noJWT["jwt"] == .null && noJWT["maxJobs"]?.int == 4)
+        let createdResult = try #require(byID["created"])
+        #expect(createdResult.status == "ok" && createdResult.code == 201, "useapi's status is the result's code")
+        #expect(createdResult["jwtExpiresAt"]?.string?.hasPrefix("2026-12-29T") == true)
+        for id in ["nojwt", "empty", "other"] {
+            let result = try #require(byID[id])
+            #expect(result.status == "error" && result.code == 502 && result.stage == "transport", "\(id): \(result.raw)")
+            #expect(result.attempts == 2, "an unreadable 2xx is retried")
+        }
+        let echoed = try #require(byID["echo"])
+        #expect(echoed["jwt"]?["id"]?.string == "***/***")
+        #expect(!echoed.raw.contains(password) && !echoed.raw.contains(workerTestToken))
+        try await worker.stop()
+        await harness.shutdown()
+    }
+
+    @Test("traceparent: a valid W3C value is copied, anything else under that name is dropped")
+    func traceparent() async throws {
+        let harness = try await WorkerHarness(partitions: 1)
+        let worker = try harness.startWorker(await harness.settings())
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let values = [
+            valid, "garbage\r\nX-Injected: 1", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", String(repeating: "a", count: 100_000),
+        ]
+        for (index, value) in values.enumerated() {
+            try await harness.send(
+                #"{"id":"tp-\#(index)","email":"tp\#(index)@x.io","password":"pw","maxJobs":1}"#,
+                key: "tp\(index)@x.io",
+                headers: [KafkaHeader(key: "traceparent", value: value)]
+            )
+        }
+        let byID = Dictionary(uniqueKeysWithValues: try await harness.waitForResults(values.count).map { ($0.commandId!, $0) })
+        #expect(byID["tp-0"]?.headers.string(for: "traceparent") == valid)
+        for index in 1..<values.count {
+            #expect(byID["tp-\(index)"]?.headers.string(for: "traceparent") == nil, "copied: \(values[index].prefix(60))")
+            #expect(byID["tp-\(index)"]?.status == "ok")
+        }
         try await worker.stop()
         await harness.shutdown()
     }
@@ -189,7 +232,9 @@ struct HostileUseAPITests {
         try await harness.send(#"{"id":"c-1","email":"alice@example.com","password":"pw","maxJobs":5,"note":1e400}"#, key: "alice@example.com")
         try await harness.send(#"{"id":"a","id":"b","email":"bob@example.com","password":"pw","maxJobs":5}"#, key: "bob@example.com")
         try await harness.send(#"{"id":"c-3","email":"carol@example.com","password":"pw","maxJobs":5,"maxJobs":1}"#, key: "carol@example.com")
-        let results = try await harness.waitForResults(3)
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        try await harness.send(#"{"id":"c-4","email":"dave@example.com","password":"pw","maxJobs":5,"note":\#(deep)}"#, key: "dave@example.com")
+        let results = try await harness.waitForResults(4)
         results.forEach { expectContractShape($0) }
         let ok = try #require(results.first { $0.commandId == "c-1" })
         #expect(ok.status == "ok")
@@ -199,7 +244,8 @@ struct HostileUseAPITests {
         let repeatedJobs = try #require(results.first { $0.commandId == "c-3" })
         #expect(repeatedJobs.code == 400 && repeatedJobs["errorDetails"]?.string == "field: maxJobs")
         #expect(harness.deadLetters.isEmpty, "a readable object is not a dead letter")
-        #expect(harness.simulator.journal.requests.map(\.email) == ["alice@example.com"])
+        #expect(results.first { $0.commandId == "c-4" }?.status == "ok", "a deeply nested unknown field is ignored too")
+        #expect(Set(harness.simulator.journal.requests.compactMap(\.email)) == ["alice@example.com", "dave@example.com"])
         try await worker.stop()
         await harness.shutdown()
     }

@@ -25,7 +25,9 @@ struct JSONParserTests {
         "whole numbers within Int64 are integers: 5, 5.0, 5e0; not 5.5, 2^63 or 1e400",
         arguments: [
             ("5", 5), ("5.0", 5), ("5e0", 5), ("-0", 0), ("9223372036854775807", Int64.max), ("-9223372036854775808", Int64.min),
-            ("5.5", nil), ("9223372036854775808", nil), ("1e19", nil), ("1e400", nil), ("-1e400", nil), ("1e-400", 0),
+            ("5.5", nil), ("9223372036854775808", nil), ("1e19", nil), ("1e400", nil), ("-1e400", nil), ("1e-400", nil),
+            ("10.000000000000000001", nil), ("0.5e1", 5), ("1E1", 10), ("-12.50e1", -125), ("0.0", 0), ("0e999999999", 0),
+            ("9.223372036854775807e18", Int64.max), ("123456789012345678901234567890e-20", nil), ("1000e-3", 1),
         ] as [(String, Int64?)]
     )
     func integers(text: String, expected: Int64?) throws {
@@ -61,14 +63,35 @@ struct JSONParserTests {
         }
     }
 
-    @Test("nesting is bounded: a deep document is an error, not a stack overflow")
+    @Test("nesting is bounded: deeper containers are validated without recursion and kept as text, never a stack overflow")
     func depth() throws {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
-        #expect(throws: JSONParseError.self) { try parse(deep) }
-        let objects = String(repeating: #"{"a":"#, count: 129) + "1" + String(repeating: "}", count: 129)
-        #expect(throws: JSONParseError.self) { try parse(objects) }
-        let allowed = String(repeating: "[", count: 128) + String(repeating: "]", count: 128)
-        _ = try parse(allowed)
+        let value = try parse(deep)
+        #expect(value.serialized == deep)
+        var level = value
+        var depth = 0
+        while case .array(let elements) = level, let first = elements.first {
+            level = first
+            depth += 1
+        }
+        #expect(depth == 128)
+        guard case .nested(let text) = level else {
+            Issue.record("the innermost built value is not .nested")
+            return
+        }
+        #expect(text.utf8.count == 2 * 99_872 && text.hasPrefix("[[") && text.hasSuffix("]]"))
+        let objects = String(repeating: #"{"a":"#, count: 300) + #"[1,"x",{"b":null},true]"# + String(repeating: "}", count: 300)
+        #expect(try parse(objects).serialized == objects)
+        for broken in [
+            String(repeating: "[", count: 200) + String(repeating: "]", count: 199),
+            String(repeating: "[", count: 200) + "}" + String(repeating: "]", count: 199),
+            String(repeating: #"{"a":"#, count: 200) + "1,}" + String(repeating: "}", count: 199),
+            String(repeating: "[", count: 200) + "1 2" + String(repeating: "]", count: 200),
+            String(repeating: "[", count: 200) + "{1:2}" + String(repeating: "]", count: 200),
+            String(repeating: "[", count: 200) + "[,]" + String(repeating: "]", count: 200),
+        ] {
+            #expect(throws: JSONParseError.self) { try parse(broken) }
+        }
     }
 
     @Test("serialized text parses back to the same value")

@@ -1,0 +1,280 @@
+import DequeModule
+import Kafka
+
+/// The one owner of the worker's facts: the assignment and its epochs,
+/// per-account chains, the buffered count, offsets, draining, the circuit
+/// breaker (state and probe pacing) and the fetch state the worker wants.
+///
+/// It lives behind one lock (`AccountWorkerService.state`). Every transition
+/// is a `mutating func` that returns everything the caller must then do
+/// outside the lock: start a chain, ask the consumer to pause or resume,
+/// resume waiters, commit offsets. It performs no I/O and never suspends, so
+/// tests drive it directly: given events, assert actions.
+struct WorkerStateMachine {
+    let maxBuffered: Int
+    private var tracker = OffsetTracker()
+    private var chains: [String: Deque<WorkItem>] = [:]
+    /// Commands accepted and not yet finished or dropped.
+    private(set) var buffered = 0
+    /// Commands whose processing started, per partition (revocation waits for them).
+    private var started: [KafkaTopicPartition: Int] = [:]
+    /// Bumped when a partition's revocation completes: work from an earlier
+    /// assignment is stale and makes no more calls.
+    private var epochs: [KafkaTopicPartition: Int] = [:]
+    private(set) var assigned: Set<KafkaTopicPartition> = []
+    private(set) var draining = false
+    private(set) var breaker: CircuitBreaker
+    /// The fetch state last asked of the consumer, and that request's generation.
+    private(set) var fetchPaused = false
+    private var fetchGeneration: UInt64 = 0
+    private var waiters: [Waiter] = []
+    private var nextWaiterID = 0
+
+    init(maxBuffered: Int, breakerThreshold: Int) {
+        self.maxBuffered = max(1, maxBuffered)
+        self.breaker = CircuitBreaker(threshold: breakerThreshold)
+    }
+
+    // MARK: Actions
+
+    /// Ask the consumer to pause (or resume) fetching; apply with
+    /// `KafkaConsumer.setFetchingPaused(_:generation:)`, which orders
+    /// concurrent requests by generation.
+    struct FetchChange: Equatable {
+        var paused: Bool
+        var generation: UInt64
+    }
+
+    typealias Continuation = CheckedContinuation<Void, Never>
+
+    enum Condition: Equatable {
+        /// Nothing buffered.
+        case idle
+        /// No started command of these partitions is still running.
+        case partitionsQuiet(Set<KafkaTopicPartition>)
+    }
+
+    private struct Waiter {
+        var id: Int
+        var condition: Condition
+        var continuation: Continuation
+    }
+
+    // MARK: Assignment
+
+    /// New partitions. The consumer pauses them itself when fetching is paused.
+    mutating func assign(_ partitions: [KafkaTopicPartition]) {
+        assigned.formUnion(partitions)
+    }
+
+    /// Stops new work for `partitions`: their queued commands are dropped
+    /// when reached. Commands already started go on, so the revocation's
+    /// commit covers them.
+    mutating func beginRevocation(_ partitions: [KafkaTopicPartition]) {
+        assigned.subtract(partitions)
+    }
+
+    /// The revocation is over (committed, or timed out): forget the
+    /// partitions. Their commands still running make no further call
+    /// (``permitCall(for:now:)`` answers `.abandon`) and their results are dropped.
+    mutating func finishRevocation(_ partitions: [KafkaTopicPartition]) -> [Continuation] {
+        tracker.remove(partitions)
+        for partition in partitions {
+            started[partition] = nil
+            epochs[partition, default: 0] += 1
+        }
+        return takeSatisfiedWaiters()
+    }
+
+    private func isCurrent(_ item: WorkItem) -> Bool {
+        item.epoch == epochs[item.partition, default: 0] && assigned.contains(item.partition)
+    }
+
+    private func isSameEpoch(_ item: WorkItem) -> Bool {
+        item.epoch == epochs[item.partition, default: 0]
+    }
+
+    // MARK: Commands
+
+    enum AcceptAction: Equatable {
+        /// Not taken (draining, or its partition is no longer ours): it stays
+        /// uncommitted and is redelivered.
+        case ignore
+        /// Taken. `startChain` names a new chain to run (nil: queued behind
+        /// the account's running chain).
+        case accepted(startChain: String?, fetch: FetchChange?, buffered: Int)
+    }
+
+    /// A consumed record becomes a work item of the current epoch of its partition.
+    mutating func accept(
+        _ message: KafkaMessage,
+        decoded: Result<AccountCommand, CommandRejection>,
+        receivedAt: ContinuousClock.Instant
+    ) -> (WorkItem, AcceptAction) {
+        let item = WorkItem(message: message, decoded: decoded, epoch: epochs[message.topicPartition, default: 0], receivedAt: receivedAt)
+        guard !draining, isCurrent(item) else { return (item, .ignore) }
+        tracker.track(item.partition, offset: message.offset)
+        buffered += 1
+        let key = item.chainKey
+        let fetch = updateFetching()
+        if chains[key] != nil {
+            chains[key]!.append(item)
+            return (item, .accepted(startChain: nil, fetch: fetch, buffered: buffered))
+        }
+        chains[key] = [item]
+        return (item, .accepted(startChain: key, fetch: fetch, buffered: buffered))
+    }
+
+    /// What a chain does next.
+    struct ChainStep {
+        /// The command to run now; nil when the chain is done (and removed).
+        var next: WorkItem?
+        var fetch: FetchChange?
+        var resume: [Continuation]
+        var buffered: Int
+    }
+
+    /// Ends the chain's previous command (nil on the chain's first step;
+    /// `completed` when its result was acknowledged) and picks the next one,
+    /// in one transition. Stale commands, and while draining every command
+    /// not yet started, are dropped on the way: their offsets stay
+    /// uncommitted, so they are redelivered.
+    mutating func step(chain key: String, finished: WorkItem?, completed: Bool) -> ChainStep {
+        if let finished {
+            buffered -= 1
+            if isSameEpoch(finished) {
+                started[finished.partition, default: 1] -= 1
+                if completed { tracker.complete(finished.partition, offset: finished.message.offset) }
+            }
+        }
+        var next: WorkItem?
+        while let item = chains[key]?.popFirst() {
+            if !draining, isCurrent(item) {
+                started[item.partition, default: 0] += 1
+                next = item
+                break
+            }
+            buffered -= 1
+        }
+        if next == nil { chains[key] = nil }
+        return ChainStep(next: next, fetch: updateFetching(), resume: takeSatisfiedWaiters(), buffered: buffered)
+    }
+
+    // MARK: Calls and the circuit breaker
+
+    enum CallPermit: Equatable {
+        /// Call now; a probe runs while the circuit is open and costs no attempt.
+        case call(isProbe: Bool)
+        /// The circuit is open and another probe runs or is not due: ask again after this.
+        case wait(Duration)
+        /// The command's partition was revoked since it was consumed: make no
+        /// further call and report nothing (the new owner replays it).
+        case abandon
+    }
+
+    mutating func permitCall(for item: WorkItem, now: ContinuousClock.Instant) -> CallPermit {
+        guard isSameEpoch(item) else { return .abandon }
+        switch breaker.permission(now: now) {
+        case .call(let isProbe): return .call(isProbe: isProbe)
+        case .wait(let delay): return .wait(delay)
+        }
+    }
+
+    /// What the breaker did after a call.
+    enum BreakerChange: Equatable {
+        case opened
+        case closed
+    }
+
+    /// Records a call's outcome for the breaker. `outage`: a transport error
+    /// or a 5xx other than 596; nil when the call was abandoned (cancelled),
+    /// which judges nothing but frees the probe slot.
+    mutating func callEnded(email: String, outage: Bool?, wasProbe: Bool, now: ContinuousClock.Instant) -> (
+        BreakerChange?, FetchChange?
+    ) {
+        guard let outage else {
+            if wasProbe { breaker.abandonProbe() }
+            return (nil, nil)
+        }
+        guard breaker.record(email: email.lowercased(), outage: outage, wasProbe: wasProbe, now: now) else { return (nil, nil) }
+        return (breaker.state == .open ? .opened : .closed, updateFetching())
+    }
+
+    // MARK: Fetching
+
+    private var shouldPause: Bool {
+        if draining || breaker.state == .open { return true }
+        // Hysteresis: pause when full, resume once half drained.
+        return fetchPaused ? buffered > maxBuffered / 2 : buffered >= maxBuffered
+    }
+
+    private mutating func updateFetching() -> FetchChange? {
+        let pause = shouldPause
+        guard pause != fetchPaused else { return nil }
+        fetchPaused = pause
+        fetchGeneration += 1
+        return FetchChange(paused: pause, generation: fetchGeneration)
+    }
+
+    // MARK: Draining
+
+    mutating func beginDraining() -> (FetchChange?, [Continuation]) {
+        draining = true
+        return (updateFetching(), takeSatisfiedWaiters())
+    }
+
+    // MARK: Offsets
+
+    /// Offsets that moved since last taken (all known ones with `force`),
+    /// optionally only of `partitions`.
+    mutating func takeCommits(for partitions: Set<KafkaTopicPartition>? = nil, force: Bool = false) -> [KafkaTopicPartition: Int64] {
+        tracker.takeCommits(for: partitions, force: force)
+    }
+
+    // MARK: Waiting
+
+    private func isSatisfied(_ condition: Condition) -> Bool {
+        switch condition {
+        case .idle: buffered == 0
+        case .partitionsQuiet(let partitions): partitions.allSatisfy { started[$0, default: 0] == 0 }
+        }
+    }
+
+    /// Registers a waiter; false (nothing registered) when the condition already holds.
+    mutating func wait(for condition: Condition, id: Int, continuation: Continuation) -> Bool {
+        guard !isSatisfied(condition) else { return false }
+        waiters.append(Waiter(id: id, condition: condition, continuation: continuation))
+        return true
+    }
+
+    mutating func makeWaiterID() -> Int {
+        nextWaiterID += 1
+        return nextWaiterID
+    }
+
+    mutating func cancelWaiter(id: Int) -> Continuation? {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+        return waiters.remove(at: index).continuation
+    }
+
+    private mutating func takeSatisfiedWaiters() -> [Continuation] {
+        guard !waiters.isEmpty else { return [] }
+        let current = waiters
+        waiters = []
+        var ready: [Continuation] = []
+        for waiter in current {
+            if isSatisfied(waiter.condition) {
+                ready.append(waiter.continuation)
+            } else {
+                waiters.append(waiter)
+            }
+        }
+        return ready
+    }
+
+    // MARK: Reading
+
+    var chainCount: Int { chains.count }
+
+    func inFlightCount(_ partition: KafkaTopicPartition) -> Int { tracker.inFlightCount(partition) }
+}

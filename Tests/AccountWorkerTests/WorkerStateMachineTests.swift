@@ -1,0 +1,116 @@
+import Foundation
+import Kafka
+import Testing
+
+@testable import AccountWorker
+
+/// The worker's one state machine, driven directly: given events, assert actions.
+@Suite("Worker state machine: chains, backpressure, breaker, revocation, draining")
+struct WorkerStateMachineTests {
+    let partition = KafkaTopicPartition(topic: "t", partition: 0)
+    let now = ContinuousClock.now
+
+    func message(_ offset: Int64, email: String) -> KafkaMessage {
+        let value = #"{"id":"\#(offset)","email":"\#(email)","password":"p","maxJobs":1}"#
+        return KafkaMessage(topic: "t", partition: 0, offset: offset, key: nil, value: Array(value.utf8))
+    }
+
+    @discardableResult
+    func accept(_ state: inout WorkerStateMachine, _ offset: Int64, email: String) -> (WorkItem, WorkerStateMachine.AcceptAction) {
+        let message = message(offset, email: email)
+        return state.accept(message, decoded: CommandDecoder().decode(message.value), receivedAt: now)
+    }
+
+    @Test("one chain per account, in offset order; a finished chain is removed in the same transition")
+    func chains() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        #expect(accept(&state, 0, email: "A@x.io").1 == .accepted(startChain: "a@x.io", fetch: nil, buffered: 1))
+        #expect(accept(&state, 1, email: "a@x.io").1 == .accepted(startChain: nil, fetch: nil, buffered: 2), "one account, one chain")
+        #expect(accept(&state, 2, email: "b@x.io").1 == .accepted(startChain: "b@x.io", fetch: nil, buffered: 3))
+        let first = state.step(chain: "a@x.io", finished: nil, completed: false)
+        #expect(first.next?.message.offset == 0)
+        let second = state.step(chain: "a@x.io", finished: first.next, completed: true)
+        #expect(second.next?.message.offset == 1 && second.buffered == 2)
+        let done = state.step(chain: "a@x.io", finished: second.next, completed: true)
+        #expect(done.next == nil && done.buffered == 1)
+        #expect(accept(&state, 3, email: "a@x.io").1 == .accepted(startChain: "a@x.io", fetch: nil, buffered: 2), "a new chain after the end")
+    }
+
+    @Test("fetching pauses when the buffer is full and resumes once half drained; each change has a newer generation")
+    func backpressure() {
+        var state = WorkerStateMachine(maxBuffered: 4, breakerThreshold: 3)
+        state.assign([partition])
+        var fetches: [WorkerStateMachine.FetchChange?] = []
+        for offset in Int64(0)..<4 {
+            if case .accepted(_, let fetch, _) = accept(&state, offset, email: "u\(offset)@x.io").1 { fetches.append(fetch) }
+        }
+        #expect(fetches == [nil, nil, nil, .init(paused: true, generation: 1)])
+        var afterFinish: [WorkerStateMachine.FetchChange?] = []
+        for offset in 0..<4 {
+            let key = "u\(offset)@x.io"
+            let started = state.step(chain: key, finished: nil, completed: false)
+            afterFinish.append(state.step(chain: key, finished: started.next, completed: true).fetch)
+        }
+        // 3 left: still over half; 2 left: resume.
+        #expect(afterFinish == [nil, .init(paused: false, generation: 2), nil, nil])
+        #expect(!state.fetchPaused)
+        #expect(state.takeCommits() == [partition: 4])
+    }
+
+    @Test("the breaker opens after calls for N accounts fail, pauses fetching, paces probes, and closes on any answer")
+    func breaker() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 2)
+        state.assign([partition])
+        let (item, _) = accept(&state, 0, email: "a@x.io")
+        #expect(state.permitCall(for: item, now: now) == .call(isProbe: false))
+        #expect(state.callEnded(email: "a@x.io", outage: true, wasProbe: false, now: now) == (nil, nil))
+        #expect(state.callEnded(email: "A@x.io", outage: true, wasProbe: false, now: now) == (nil, nil), "one account, counted once")
+        #expect(state.callEnded(email: "b@x.io", outage: true, wasProbe: false, now: now) == (.opened, .init(paused: true, generation: 1)))
+        #expect(state.permitCall(for: item, now: now) == .wait(.milliseconds(250)))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .call(isProbe: true))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .wait(.milliseconds(250)), "one probe at a time")
+        // An abandoned probe frees the probe slot without a verdict.
+        #expect(state.callEnded(email: "a@x.io", outage: nil, wasProbe: true, now: now) == (nil, nil))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .call(isProbe: true))
+        #expect(state.callEnded(email: "a@x.io", outage: false, wasProbe: true, now: now) == (.closed, .init(paused: false, generation: 2)))
+        #expect(state.permitCall(for: item, now: now) == .call(isProbe: false))
+    }
+
+    @Test("revocation: started work finishes and is committed, queued work is dropped, and after it ends no call is permitted")
+    func revocation() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        accept(&state, 7, email: "a@x.io")
+        accept(&state, 8, email: "a@x.io")
+        accept(&state, 9, email: "a@x.io")
+        let running = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        state.beginRevocation([partition])
+        // Still ours until the revocation ends: the running command may call.
+        #expect(state.permitCall(for: running, now: now) == .call(isProbe: false))
+        let after = state.step(chain: "a@x.io", finished: running, completed: true)
+        #expect(after.next == nil && after.buffered == 0, "queued commands of a revoked partition are dropped")
+        #expect(state.takeCommits(for: [partition], force: true) == [partition: 8])
+        _ = state.finishRevocation([partition])
+        #expect(state.permitCall(for: running, now: now) == .abandon, "a revoked partition's command made another call")
+        // Reassigned later: a message consumed now is of the new epoch.
+        state.assign([partition])
+        let (fresh, action) = accept(&state, 8, email: "a@x.io")
+        #expect(fresh.epoch == 1 && action == .accepted(startChain: "a@x.io", fetch: nil, buffered: 1))
+    }
+
+    @Test("draining pauses fetching, refuses new messages, hands back unstarted work and wakes the idle waiter")
+    func draining() async {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        accept(&state, 0, email: "a@x.io")
+        accept(&state, 1, email: "a@x.io")
+        let running = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        let (fetch, woken) = state.beginDraining()
+        #expect(fetch == .init(paused: true, generation: 1) && woken.isEmpty)
+        #expect(accept(&state, 2, email: "c@x.io").1 == .ignore)
+        let end = state.step(chain: "a@x.io", finished: running, completed: true)
+        #expect(end.next == nil && end.buffered == 0, "an unstarted command ran during a drain")
+        #expect(state.takeCommits(force: true) == [partition: 1], "the handed-back command was committed")
+    }
+}
