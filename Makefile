@@ -35,15 +35,21 @@ deploy-check: deps
 # The end-to-end tests run the built binary: build it before the tests.
 # The fuzz tests (every test function named fuzz...) run after the others,
 # alone, for FUZZ_SECONDS each: a trap in a parser of outside input fails CI.
+# Last, a short chaos run (scripts/chaos.sh) on the debug binary just built:
+# every command must get an ok result through kills, restarts and outages.
 CI_FUZZ_SECONDS ?= 20
 FUZZ_SECONDS ?= 120
+CI_CHAOS_COMMANDS ?= 300
+CI_CHAOS_SECONDS ?= 10
 
 test: deps deploy-check
+	scripts/check-boundaries.sh
 	$(SWIFT) build
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test --skip-build --disable-xctest --skip fuzz
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) $(SWIFT) test --skip-build --disable-xctest --filter fuzz
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) scripts/fuzz.sh
+	CHAOS_CONFIGURATION=debug SWIFT="$(SWIFT)" scripts/chaos.sh $(CI_CHAOS_COMMANDS) $(CI_CHAOS_SECONDS)
 
 # Longer fuzzing: each target FUZZ_SECONDS (default 120). The mutation fuzz
 # tests (FUZZ_SEED=N replays a run, FUZZ_TRACE=FILE keeps the input being run:

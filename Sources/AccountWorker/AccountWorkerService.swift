@@ -33,6 +33,10 @@ public final class AccountWorkerService: Service, Sendable {
     private let policy: RetryPolicy
     private let shuttingDown = Atomic<Bool>(false)
     private let failure = Mutex<(any Error)?>(nil)
+    /// A Kafka client failed fatally: stop at once, report not alive, exit non-zero.
+    private let failedFatally = Atomic<Bool>(false)
+    /// Ends the wait for a stop request (set while `run` runs).
+    private let stopRequest = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
     public init(
         settings: WorkerSettings,
@@ -58,13 +62,47 @@ public final class AccountWorkerService: Service, Sendable {
             maxDelay: settings.retryMaxDelay,
             retryAfterCap: settings.retryAfterCap
         )
+        let failFatally = FatalHandler()
+        self.fatalHandler = failFatally
         self.publisher = ResultPublisher(
             producer: producer,
             resultTopic: settings.resultTopic,
             dlqTopic: settings.dlqTopic,
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            onFatal: { failFatally.report($0) }
         )
+        failFatally.service.withLock { $0 = WeakService(self) }
+    }
+
+    /// Lets the publisher report a fatal error to the service that owns it
+    /// without a reference cycle.
+    private let fatalHandler: FatalHandler
+
+    final class WeakService: Sendable {
+        weak let service: AccountWorkerService?
+        init(_ service: AccountWorkerService) { self.service = service }
+    }
+
+    final class FatalHandler: Sendable {
+        let service = Mutex<WeakService?>(nil)
+        func report(_ error: KafkaError) {
+            service.withLock { $0 }?.service?.failFatally(error)
+        }
+    }
+
+    /// A Kafka client can never work again: stop consuming and calling
+    /// useapi now (no drain: no result could be published), report not
+    /// alive, and make `run` throw so the process exits non-zero. What was
+    /// not committed is redelivered to the next owner.
+    func failFatally(_ error: KafkaError) {
+        guard !failedFatally.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        failure.withLock { $0 = $0 ?? error }
+        logger.critical(
+            "Kafka client failed fatally: stopping (uncommitted commands are redelivered to the next owner)",
+            metadata: ["kafka.error.name": "\(error.name)", "kafka.error.message": "\(error.message)"]
+        )
+        stopRequest.withLock { $0 }?.finish()
     }
 
     private var executor: CommandExecutor {
@@ -78,12 +116,20 @@ public final class AccountWorkerService: Service, Sendable {
     /// member an assignment, and not shutting down.
     public func healthReport() -> WorkerHealthReport {
         let sincePoll = consumer.timeSinceLastPoll
-        let alive = sincePoll < .seconds(30)
+        let fatal = failedFatally.load(ordering: .relaxed)
+        let alive = sincePoll < .seconds(30) && !fatal
         let snapshot = health
         var reasons: [String] = []
-        if !alive { reasons.append("the Kafka poll loop has not run for \(sincePoll.milliseconds) ms") }
+        if fatal { reasons.append("a Kafka client failed fatally") }
+        if sincePoll >= .seconds(30) { reasons.append("the Kafka poll loop has not run for \(sincePoll.milliseconds) ms") }
         if !consumer.hasJoinedGroup { reasons.append("not a member of consumer group \(settings.groupID) yet") }
         if snapshot.isShuttingDown { reasons.append("shutting down") }
+        if let since = publisher.oldestUnacknowledged, ContinuousClock.now - since > settings.publishStallThreshold {
+            reasons.append("results cannot be published: one has waited \((ContinuousClock.now - since).milliseconds) ms")
+        }
+        if let started = state.withLock({ $0.oldestCallStart }), ContinuousClock.now - started > settings.requestTimeout * 3 {
+            reasons.append("a useapi call has been outstanding for \((ContinuousClock.now - started).milliseconds) ms")
+        }
         return WorkerHealthReport(
             alive: alive,
             ready: reasons.isEmpty,
@@ -115,6 +161,7 @@ public final class AccountWorkerService: Service, Sendable {
             metadata: settings.redactedSummary.mapValues { .string($0) }.merging(["worker.version": "\(accountWorkerVersion)"]) { $1 }
         )
         let (stopRequests, requestStop) = AsyncStream<Void>.makeStream()
+        stopRequest.withLock { $0 = requestStop }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -123,9 +170,10 @@ public final class AccountWorkerService: Service, Sendable {
                 }
                 group.addTask { await self.commitPeriodically() }
                 group.addTask { await self.reportLagPeriodically() }
+                group.addTask { await self.watchForFatalErrors() }
                 for await _ in stopRequests {}
                 shuttingDown.store(true, ordering: .relaxed)
-                if !Task.isCancelled {
+                if !Task.isCancelled && !failedFatally.load(ordering: .relaxed) {
                     await drain()
                 }
                 group.cancelAll()
@@ -159,6 +207,8 @@ public final class AccountWorkerService: Service, Sendable {
                     }
                     if Task.isCancelled && state.withLock({ $0.draining }) { break }
                 }
+            } catch let error as KafkaError {
+                failFatally(error)
             } catch {
                 logger.error("Kafka consumer failed", metadata: ["error": "\(error)"])
                 failure.withLock { $0 = $0 ?? error }
@@ -171,7 +221,11 @@ public final class AccountWorkerService: Service, Sendable {
         // Decoding needs no lock: it happens before the one transition.
         let decoded = decoder.decode(message.value)
         let (_, action) = state.withLock { $0.accept(message, decoded: decoded, receivedAt: .now) }
-        guard case .accepted(let key, let fetch, let buffered) = action else { return }
+        guard case .accepted(let key, let fetch, let buffered) = action else {
+            // Not held: its credit goes straight back.
+            consumer.returnCredits(1)
+            return
+        }
         apply(fetch)
         metrics.buffered.record(buffered)
         if let key {
@@ -185,6 +239,7 @@ public final class AccountWorkerService: Service, Sendable {
         var completed = false
         while true {
             let step = state.withLock { $0.step(chain: key, finished: finished, completed: completed) }
+            consumer.returnCredits(step.released)
             apply(step.fetch)
             for waiter in step.resume { waiter.resume() }
             metrics.buffered.record(step.buffered)
@@ -267,9 +322,28 @@ public final class AccountWorkerService: Service, Sendable {
 
     // MARK: Offsets
 
+    /// librdkafka raises a fatal error on its own threads; a worker with no
+    /// record to publish at that moment must notice it too.
+    private func watchForFatalErrors() async {
+        while !Task.isCancelled {
+            if let error = producer.fatalError ?? consumer.fatalError {
+                failFatally(error)
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
     private func commitPeriodically() async {
+        var reportedFailures = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: settings.commitInterval)
+            // Refusals of asynchronous commits arrive in librdkafka's callback.
+            let failed = consumer.failedCommits
+            if failed > reportedFailures {
+                metrics.commitFailures.increment(by: Int64(failed - reportedFailures))
+                reportedFailures = failed
+            }
             let commits = state.withLock { $0.takeCommits() }
             guard !commits.isEmpty else { continue }
             do {
@@ -326,15 +400,48 @@ public final class AccountWorkerService: Service, Sendable {
         }
     }
 
+    /// Commits what is acknowledged, leaves the group and flushes the
+    /// producer, each within a deadline, so a broker outage cannot hold the
+    /// exit past `SHUTDOWN_TIMEOUT_MS` + 10 s: what is abandoned is logged
+    /// and, being uncommitted, redelivered to the next owner.
     private func commitAndClose() async {
         let commits = state.withLock { $0.takeCommits(force: true) }
-        await commitSync(commits, reason: "shutdown")
-        await consumer.close()
-        do {
-            try await producer.flush(timeout: .seconds(10))
-        } catch {
-            logger.warning("results still unacknowledged at exit", metadata: ["kafka.error.name": "\(error.name)"])
+        let committed = await withDeadline(.seconds(3)) { await self.commitSync(commits, reason: "shutdown") }
+        if !committed {
+            logger.warning(
+                "shutdown: the final commit did not complete in 3 s; its commands will be redelivered",
+                metadata: ["kafka.offsets": "\(commits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"]
+            )
         }
+        if !(await withDeadline(.seconds(3)) { await self.consumer.close() }) {
+            logger.warning("shutdown: leaving the consumer group did not complete in 3 s; abandoning it")
+        }
+        guard !failedFatally.load(ordering: .relaxed) else { return }
+        do {
+            try await producer.flush(timeout: .seconds(1))
+        } catch {
+            logger.warning("shutdown: results still unacknowledged at exit", metadata: ["kafka.error.name": "\(error.name)"])
+        }
+    }
+
+    /// Runs `operation` for at most `timeout`; true when it finished. An
+    /// unfinished operation is left running detached (its blocking work is
+    /// on librdkafka's threads) and the caller goes on.
+    private func withDeadline(_ timeout: Duration, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
+        let finished = AsyncStream<Bool>.makeStream()
+        Task {
+            await operation()
+            finished.continuation.yield(true)
+        }
+        Task {
+            try? await Task.sleep(for: timeout)
+            finished.continuation.yield(false)
+        }
+        for await result in finished.stream {
+            finished.continuation.finish()
+            return result
+        }
+        return false
     }
 
     /// Waits until `condition` holds, at most `timeout`. Returns whether it held.
@@ -366,16 +473,16 @@ public final class AccountWorkerService: Service, Sendable {
 // MARK: - CallGate
 
 extension AccountWorkerService: CallGate {
-    func acquireCall(for item: WorkItem) async -> Bool? {
+    func acquireCall(for item: WorkItem) async -> CallTicket? {
         while !Task.isCancelled {
             guard await slots.acquire() else { return nil }
             switch state.withLock({ $0.permitCall(for: item, now: .now) }) {
-            case .call(let isProbe):
-                return isProbe
-            case .abandon:
+            case (.call(let isProbe), let id?):
+                return CallTicket(id: id, isProbe: isProbe)
+            case (.call, nil), (.abandon, _):
                 slots.release()
                 return nil
-            case .wait(let delay):
+            case (.wait(let delay), _):
                 slots.release()
                 do {
                     try await Task.sleep(for: delay)
@@ -387,8 +494,10 @@ extension AccountWorkerService: CallGate {
         return nil
     }
 
-    func endCall(for item: WorkItem, email: String, outage: Bool?, wasProbe: Bool) {
-        let (change, fetch) = state.withLock { $0.callEnded(email: email, outage: outage, wasProbe: wasProbe, now: .now) }
+    func endCall(_ ticket: CallTicket, email: String, outage: Bool?) {
+        let (change, fetch) = state.withLock {
+            $0.callEnded(ticket: ticket.id, email: email, outage: outage, wasProbe: ticket.isProbe, now: .now)
+        }
         slots.release()
         apply(fetch)
         switch change {

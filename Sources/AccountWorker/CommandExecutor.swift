@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import UseAPI
 
@@ -6,13 +7,20 @@ import UseAPI
 /// breaker (``AccountWorkerService``), or a stand-in in tests.
 protocol CallGate: Sendable {
     /// Waits for a concurrency slot and the breaker's permission. Returns
-    /// whether the call is a probe, or nil when the command must stop: its
-    /// task was cancelled, or its partition was revoked since it was consumed.
-    func acquireCall(for item: WorkItem) async -> Bool?
+    /// the call's ticket, or nil when the command must stop: its task was
+    /// cancelled, or its partition was revoked since it was consumed.
+    func acquireCall(for item: WorkItem) async -> CallTicket?
 
     /// The call ended. `outage` is nil when it was abandoned (cancelled):
     /// that judges nothing about useapi's health.
-    func endCall(for item: WorkItem, email: String, outage: Bool?, wasProbe: Bool)
+    func endCall(_ ticket: CallTicket, email: String, outage: Bool?)
+}
+
+/// A permitted call.
+struct CallTicket: Sendable {
+    var id: Int
+    /// A probe runs while the circuit is open and costs no attempt.
+    var isProbe: Bool
 }
 
 /// How a command's calls to useapi ended.
@@ -45,7 +53,8 @@ struct CommandExecutor: Sendable {
         // Calls that count against MAX_ATTEMPTS (probes do not).
         var counted = 0
         while true {
-            guard let isProbe = await gate.acquireCall(for: item) else { return nil }
+            guard let ticket = await gate.acquireCall(for: item) else { return nil }
+            let isProbe = ticket.isProbe
             attempts += 1
             if !isProbe { counted += 1 }
             metrics.inFlight.increment()
@@ -57,11 +66,11 @@ struct CommandExecutor: Sendable {
 
             if Task.isCancelled {
                 // Abandoned: no result, and no verdict on useapi's health either.
-                gate.endCall(for: item, email: command.email, outage: nil, wasProbe: isProbe)
+                gate.endCall(ticket, email: command.email, outage: nil)
                 return nil
             }
             let failure: UseAPIFailure? = if case .failed(let failure) = outcome { failure } else { nil }
-            gate.endCall(for: item, email: command.email, outage: failure.map(RetryPolicy.countsAsOutage) ?? false, wasProbe: isProbe)
+            gate.endCall(ticket, email: command.email, outage: failure.map(RetryPolicy.countsAsOutage) ?? false)
 
             guard let failure else { return CommandExecution(outcome: outcome, attempts: attempts) }
             if command.type == .delete, case .api(let error) = failure, error.statusCode == 404 {

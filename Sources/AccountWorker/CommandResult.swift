@@ -78,7 +78,7 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         switch (status, type) {
         case (.error, _):
             try container.encode(Self.cut(error ?? "HTTP \(code)"), forKey: .error)
-            try container.encode(errorDetails.map(Self.cut), forKey: .errorDetails)
+            try container.encode(errorDetails.map { Self.cut($0) }, forKey: .errorDetails)
             try container.encode(stage ?? .api, forKey: .stage)
         case (.ok, .upsert):
             try container.encode(maxJobs, forKey: .maxJobs)
@@ -115,12 +115,21 @@ public struct CommandResult: Sendable, Encodable, Equatable {
     /// 9999-12-31T23:59:59.999Z, the last instant a four-digit year can write.
     static let latestTimestamp: Double = 253_402_300_799.999
 
+    /// For a record Kafka refused as too large or invalid: texts cut to a
+    /// quarter of their limit, a string JWT id cut likewise.
+    mutating func degrade() {
+        let limit = Self.maxTextLength / 4
+        error = error.map { Self.cut($0, to: limit) }
+        errorDetails = errorDetails.map { Self.cut($0, to: limit) }
+        if case .string(let id)? = jwt?.id { jwt?.id = .string(Self.cut(id, to: limit)) }
+    }
+
     /// `text` cut to ``maxTextLength`` Unicode scalars (what JSON Schema's
     /// `maxLength` counts), ending with `…` when cut.
-    static func cut(_ text: String) -> String {
-        guard text.utf8.count > maxTextLength else { return text }
+    static func cut(_ text: String, to limit: Int = maxTextLength) -> String {
+        guard text.utf8.count > limit else { return text }
         let scalars = text.unicodeScalars
-        guard let end = scalars.index(scalars.startIndex, offsetBy: maxTextLength - 1, limitedBy: scalars.endIndex),
+        guard let end = scalars.index(scalars.startIndex, offsetBy: limit - 1, limitedBy: scalars.endIndex),
             scalars.distance(from: end, to: scalars.endIndex) > 1
         else { return text }
         var cut = String(scalars[..<end])

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CoreMetrics
+import Foundation
 import Kafka
 import Logging
 import UseAPI
@@ -22,12 +23,15 @@ public struct WorkerComponents: Sendable {
     ) throws(ConfigurationError) -> WorkerComponents {
         var client = KafkaClientConfiguration(bootstrapServers: settings.brokers)
         client.clientID = "account-worker-\(settings.workerID)"
-        client.properties = settings.kafkaProperties
+        var consumerClient = client
+        consumerClient.properties = settings.kafka.consumerProperties
+        var producerClient = client
+        producerClient.properties = settings.kafka.producerProperties
         let consumer: KafkaConsumer
         let producer: KafkaProducer
         do {
             var consumerConfiguration = KafkaConsumerConfiguration(
-                client: client,
+                client: consumerClient,
                 groupID: settings.groupID,
                 topics: [settings.commandTopic]
             )
@@ -38,8 +42,23 @@ public struct WorkerComponents: Sendable {
             // revocations let the worker drain and commit first.
             // KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY overrides this.
             consumerConfiguration.assignmentStrategy = .range
+            // MAX_BUFFERED_COMMANDS bounds the records the worker holds,
+            // fetched ones included: the consumer hands out that many until
+            // finished commands give their credits back, and librdkafka's
+            // prefetch queue is sized to the bound, not its 64 MB default.
+            consumerConfiguration.messageCredits = settings.maxBufferedCommands
+            consumerConfiguration.eventBufferSize = min(1024, settings.maxBufferedCommands)
+            let prefetch = settings.kafka.properties
+            if prefetch["queued.min.messages"] == nil {
+                consumerConfiguration.client.properties["queued.min.messages"] = String(max(1, settings.maxBufferedCommands))
+            }
+            if prefetch["queued.max.messages.kbytes"] == nil {
+                let kilobytes = settings.maxBufferedCommands.multipliedReportingOverflow(by: max(1, settings.maxCommandBytes / 1024))
+                consumerConfiguration.client.properties["queued.max.messages.kbytes"] =
+                    String(kilobytes.overflow ? 65_536 : min(max(kilobytes.partialValue, 1024), 65_536))
+            }
             consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: kafkaLogger ?? logger)
-            producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: kafkaLogger ?? logger)
+            producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: producerClient), logger: kafkaLogger ?? logger)
         } catch {
             throw ConfigurationError(kafka: error)
         }
@@ -68,10 +87,7 @@ public struct WorkerComponents: Sendable {
 extension ConfigurationError {
     /// Maps a librdkafka configuration error to the environment variable behind it.
     public init(kafka error: KafkaError) {
-        if let start = error.message.range(of: "property \""),
-            let end = error.message[start.upperBound...].firstIndex(of: "\"")
-        {
-            let property = String(error.message[start.upperBound..<end])
+        if let property = error.invalidProperty {
             self.init(setting: WorkerSettings.environmentName(forKafkaProperty: property), message: error.message)
         } else {
             self.init(setting: "KAFKA_CONFIG_*", message: error.message)

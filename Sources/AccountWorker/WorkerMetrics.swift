@@ -18,6 +18,8 @@ final class WorkerMetrics: Sendable {
     let commitsSync: Counter
     let commitFailures: Counter
     let publishFailures: Counter
+    let publishDegraded: Counter
+    let publishDropped: Counter
     let info: Gauge
     private let results = Mutex<[String: Counter]>([:])
     private let lags = Mutex<[String: Gauge]>([:])
@@ -37,6 +39,8 @@ final class WorkerMetrics: Sendable {
         commitsSync = Counter(label: "account_worker_offset_commits_total", dimensions: [("mode", "sync")], factory: factory)
         commitFailures = Counter(label: "account_worker_offset_commit_failures_total", dimensions: [], factory: factory)
         publishFailures = Counter(label: "account_worker_publish_failures_total", dimensions: [], factory: factory)
+        publishDegraded = Counter(label: "account_worker_publish_degraded_total", dimensions: [], factory: factory)
+        publishDropped = Counter(label: "account_worker_publish_dropped_total", dimensions: [], factory: factory)
         // The worker id appears once, on an info metric, never on the per-command series.
         info = Gauge(
             label: "account_worker_info",

@@ -19,14 +19,34 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
 /// The worker's settings, per the contract's configuration table. Every
 /// setting comes from the environment; `account-worker run` flags override it.
 public struct WorkerSettings: Sendable {
-    public var brokers: [String]
-    public var groupID = "runway-account-worker"
+    /// Brokers, group, librdkafka properties and topics, as one value.
+    public var kafka: KafkaConnectionSettings
+    public var brokers: [String] {
+        get { kafka.brokers }
+        set { kafka.brokers = newValue }
+    }
+    public var groupID: String {
+        get { kafka.groupID }
+        set { kafka.groupID = newValue }
+    }
     /// librdkafka properties from `KAFKA_CONFIG_<NAME>` (values may be secrets).
-    public var kafkaProperties: [String: String] = [:]
-    public var commandTopic = "runway.accounts.commands"
-    public var resultTopic = "runway.accounts.results"
+    public var kafkaProperties: [String: String] {
+        get { kafka.properties }
+        set { kafka.properties = newValue }
+    }
+    public var commandTopic: String {
+        get { kafka.commandTopic }
+        set { kafka.commandTopic = newValue }
+    }
+    public var resultTopic: String {
+        get { kafka.resultTopic }
+        set { kafka.resultTopic = newValue }
+    }
     /// `nil` disables the dead-letter topic.
-    public var dlqTopic: String? = "runway.accounts.dlq"
+    public var dlqTopic: String? {
+        get { kafka.dlqTopic }
+        set { kafka.dlqTopic = newValue }
+    }
     public var useapiBaseURL = "https://api.useapi.net"
     /// The useapi token (a secret).
     public var useapiToken: String
@@ -49,12 +69,15 @@ public struct WorkerSettings: Sendable {
     /// The longest wait a `Retry-After` hint gets: the contract's 60 s (no
     /// environment variable; tests lower it to see a capped wait end).
     public var retryAfterCap: Duration = RetryPolicy.contractRetryAfterCap
+    /// Not ready when no result could be published for this long (no
+    /// environment variable; tests lower it).
+    public var publishStallThreshold: Duration = .seconds(30)
     public var commitInterval: Duration = .seconds(1)
     /// How often consumer lag is sampled into metrics.
     public var lagInterval: Duration = .seconds(5)
 
     public init(brokers: [String], useapiToken: String, workerID: String) {
-        self.brokers = brokers
+        self.kafka = KafkaConnectionSettings(brokers: brokers)
         self.useapiToken = useapiToken
         self.workerID = workerID
     }
@@ -81,7 +104,7 @@ public struct WorkerSettings: Sendable {
             }
             return number
         }
-        let kafka = try KafkaConnectionSettings.parse(environment: environment)
+        let kafka = try KafkaConnectionSettings.parse(environment: environment, readFile: readFile)
 
         let token: String
         switch (value("USEAPI_TOKEN"), value("USEAPI_TOKEN_FILE")) {
@@ -110,11 +133,7 @@ public struct WorkerSettings: Sendable {
 
         let workerID = value("WORKER_ID") ?? ProcessInfo.processInfo.hostName
         var settings = WorkerSettings(brokers: kafka.brokers, useapiToken: token, workerID: workerID)
-        settings.groupID = kafka.groupID
-        settings.kafkaProperties = kafka.properties
-        settings.commandTopic = kafka.commandTopic
-        settings.resultTopic = kafka.resultTopic
-        settings.dlqTopic = kafka.dlqTopic
+        settings.kafka = kafka
 
         if let base = value("USEAPI_BASE_URL") {
             guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
@@ -170,12 +189,8 @@ public struct WorkerSettings: Sendable {
             "max_in_flight": String(maxInFlight),
             "max_attempts": String(maxAttempts),
             "breaker_threshold": String(breakerThreshold),
-            "request_timeout_ms": String(
-                requestTimeout.components.seconds * 1000 + requestTimeout.components.attoseconds / 1_000_000_000_000_000
-            ),
-            "shutdown_timeout_ms": String(
-                shutdownTimeout.components.seconds * 1000 + shutdownTimeout.components.attoseconds / 1_000_000_000_000_000
-            ),
+            "request_timeout_ms": String(requestTimeout.milliseconds),
+            "shutdown_timeout_ms": String(shutdownTimeout.milliseconds),
             "max_command_bytes": String(maxCommandBytes),
             "max_buffered_commands": String(maxBufferedCommands),
             "http_port": String(httpPort),
@@ -200,7 +215,14 @@ public struct KafkaConnectionSettings: Sendable {
     public var resultTopic = "runway.accounts.results"
     public var dlqTopic: String? = "runway.accounts.dlq"
 
-    public static func parse(environment: [String: String]) throws(ConfigurationError) -> KafkaConnectionSettings {
+    /// Reads `KAFKA_BROKERS`, `KAFKA_GROUP_ID`, the topics and every
+    /// `KAFKA_CONFIG_<NAME>` (or `KAFKA_CONFIG_<NAME>_FILE`, whose file holds
+    /// the value, for secrets such as `sasl.password`). Properties the
+    /// contract's guarantees rest on cannot be set.
+    public static func parse(
+        environment: [String: String],
+        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+    ) throws(ConfigurationError) -> KafkaConnectionSettings {
         func topic(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
             guard let text = environment[name] else { return fallback }
             let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -228,12 +250,69 @@ public struct KafkaConnectionSettings: Sendable {
         } else {
             settings.dlqTopic = try topic("DLQ_TOPIC", default: "runway.accounts.dlq")
         }
-        for (name, rawValue) in environment where name.hasPrefix("KAFKA_CONFIG_") {
-            let suffix = name.dropFirst("KAFKA_CONFIG_".count)
+        for (name, rawValue) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("KAFKA_CONFIG_") {
+            var suffix = name.dropFirst("KAFKA_CONFIG_".count)
+            var value = rawValue
+            if suffix.hasSuffix("_FILE") {
+                suffix = suffix.dropLast("_FILE".count)
+                let path = rawValue.trimmingCharacters(in: .whitespacesAndNewlines)
+                do {
+                    value = try readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
+                } catch {
+                    throw ConfigurationError(setting: name, message: "cannot read \(path)")
+                }
+            }
             guard !suffix.isEmpty else { throw ConfigurationError(setting: name, message: "names no property") }
-            settings.properties[WorkerSettings.kafkaPropertyName(suffix)] = rawValue
+            let property = WorkerSettings.kafkaPropertyName(suffix)
+            if Self.fixedProperties.contains(property) {
+                throw ConfigurationError(
+                    setting: name,
+                    message: "\(property) cannot be changed: the worker's delivery guarantees rest on its value"
+                )
+            }
+            if settings.properties[property] != nil {
+                throw ConfigurationError(setting: name, message: "\(property) is set twice (directly and from a file)")
+            }
+            settings.properties[property] = value
         }
         return settings
+    }
+
+    /// Properties the contract's guarantees rest on: explicit commits after
+    /// acknowledged results (`enable.auto.commit`, `enable.auto.offset.store`),
+    /// `acks=all` with the idempotent producer, and the isolation level.
+    public static let fixedProperties: Set<String> = [
+        "enable.auto.commit", "enable.auto.offset.store", "acks", "request.required.acks", "enable.idempotence", "isolation.level",
+    ]
+
+    /// librdkafka properties only a consumer reads (librdkafka warns when a
+    /// producer is given one, and the other way round).
+    static let consumerOnlyProperties: Set<String> = [
+        "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+        "group.protocol.type", "coordinator.query.interval.ms", "max.poll.interval.ms", "auto.commit.interval.ms",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.message.max.bytes",
+        "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes", "fetch.error.backoff.ms", "fetch.queue.backoff.ms",
+        "offset.store.method", "consume.callback.max.messages", "enable.partition.eof", "check.crcs", "auto.offset.reset",
+        "rebalance_cb", "offset_commit_cb",
+    ]
+
+    /// librdkafka properties only a producer reads.
+    static let producerOnlyProperties: Set<String> = [
+        "transactional.id", "transaction.timeout.ms", "enable.gapless.guarantee", "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms", "message.send.max.retries", "retries",
+        "retry.backoff.ms", "retry.backoff.max.ms", "queue.buffering.backpressure.threshold", "compression.codec",
+        "compression.type", "batch.num.messages", "batch.size", "delivery.report.only.error", "request.timeout.ms",
+        "message.timeout.ms", "delivery.timeout.ms", "partitioner", "compression.level", "sticky.partitioning.linger.ms",
+    ]
+
+    /// The properties a consumer is given: all but the producer-only ones.
+    public var consumerProperties: [String: String] {
+        properties.filter { !Self.producerOnlyProperties.contains($0.key) }
+    }
+
+    /// The properties a producer is given: all but the consumer-only ones.
+    public var producerProperties: [String: String] {
+        properties.filter { !Self.consumerOnlyProperties.contains($0.key) }
     }
 
     /// A client configuration for these brokers and properties.

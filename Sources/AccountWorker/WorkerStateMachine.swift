@@ -29,6 +29,9 @@ struct WorkerStateMachine {
     private var fetchGeneration: UInt64 = 0
     private var waiters: [Waiter] = []
     private var nextWaiterID = 0
+    /// useapi calls on the wire, by ticket, with their start (health sees a stuck one).
+    private var callsInFlight: [Int: ContinuousClock.Instant] = [:]
+    private var nextCallID = 0
 
     init(maxBuffered: Int, breakerThreshold: Int) {
         self.maxBuffered = max(1, maxBuffered)
@@ -132,6 +135,9 @@ struct WorkerStateMachine {
         var fetch: FetchChange?
         var resume: [Continuation]
         var buffered: Int
+        /// Records that left the buffer in this step (finished or dropped):
+        /// credits to give back to the consumer.
+        var released: Int
     }
 
     /// Ends the chain's previous command (nil on the chain's first step;
@@ -140,8 +146,10 @@ struct WorkerStateMachine {
     /// not yet started, are dropped on the way: their offsets stay
     /// uncommitted, so they are redelivered.
     mutating func step(chain key: String, finished: WorkItem?, completed: Bool) -> ChainStep {
+        var released = 0
         if let finished {
             buffered -= 1
+            released += 1
             if isSameEpoch(finished) {
                 started[finished.partition, default: 1] -= 1
                 if completed { tracker.complete(finished.partition, offset: finished.message.offset) }
@@ -155,9 +163,10 @@ struct WorkerStateMachine {
                 break
             }
             buffered -= 1
+            released += 1
         }
         if next == nil { chains[key] = nil }
-        return ChainStep(next: next, fetch: updateFetching(), resume: takeSatisfiedWaiters(), buffered: buffered)
+        return ChainStep(next: next, fetch: updateFetching(), resume: takeSatisfiedWaiters(), buffered: buffered, released: released)
     }
 
     // MARK: Calls and the circuit breaker
@@ -172,7 +181,17 @@ struct WorkerStateMachine {
         case abandon
     }
 
-    mutating func permitCall(for item: WorkItem, now: ContinuousClock.Instant) -> CallPermit {
+    /// A call that may start now is registered under a ticket (end it with
+    /// ``callEnded(ticket:email:outage:wasProbe:now:)``).
+    mutating func permitCall(for item: WorkItem, now: ContinuousClock.Instant) -> (CallPermit, ticket: Int?) {
+        let permit = permission(for: item, now: now)
+        guard case .call = permit else { return (permit, nil) }
+        nextCallID += 1
+        callsInFlight[nextCallID] = now
+        return (permit, nextCallID)
+    }
+
+    private mutating func permission(for item: WorkItem, now: ContinuousClock.Instant) -> CallPermit {
         guard isSameEpoch(item) else { return .abandon }
         switch breaker.permission(now: now) {
         case .call(let isProbe): return .call(isProbe: isProbe)
@@ -189,9 +208,10 @@ struct WorkerStateMachine {
     /// Records a call's outcome for the breaker. `outage`: a transport error
     /// or a 5xx other than 596; nil when the call was abandoned (cancelled),
     /// which judges nothing but frees the probe slot.
-    mutating func callEnded(email: String, outage: Bool?, wasProbe: Bool, now: ContinuousClock.Instant) -> (
+    mutating func callEnded(ticket: Int, email: String, outage: Bool?, wasProbe: Bool, now: ContinuousClock.Instant) -> (
         BreakerChange?, FetchChange?
     ) {
+        callsInFlight[ticket] = nil
         guard let outage else {
             if wasProbe { breaker.abandonProbe() }
             return (nil, nil)
@@ -202,10 +222,10 @@ struct WorkerStateMachine {
 
     // MARK: Fetching
 
+    /// The buffer bound needs no pause here: the consumer hands out at most
+    /// `maxBuffered` records until credits come back (``ChainStep/released``).
     private var shouldPause: Bool {
-        if draining || breaker.state == .open { return true }
-        // Hysteresis: pause when full, resume once half drained.
-        return fetchPaused ? buffered > maxBuffered / 2 : buffered >= maxBuffered
+        draining || breaker.state == .open
     }
 
     private mutating func updateFetching() -> FetchChange? {
@@ -275,6 +295,9 @@ struct WorkerStateMachine {
     // MARK: Reading
 
     var chainCount: Int { chains.count }
+
+    /// When the longest-running useapi call started, if any runs.
+    var oldestCallStart: ContinuousClock.Instant? { callsInFlight.values.min() }
 
     func inFlightCount(_ partition: KafkaTopicPartition) -> Int { tracker.inFlightCount(partition) }
 }

@@ -28,8 +28,32 @@ struct ConsumerStateMachine {
     /// What the poll thread last applied to the assignment.
     private(set) var appliedPaused = false
 
-    init(bufferLimit: Int) {
+    /// Records the application may still be handed (nil: unlimited).
+    private(set) var credits: Int?
+    /// Out of credits: fetching stays paused until half of them are back, so
+    /// a trickle of returned credits does not pause and resume per record.
+    private var creditPaused = false
+    private let resumeCredits: Int
+
+    init(bufferLimit: Int, credits: Int? = nil) {
         self.bufferLimit = max(1, bufferLimit)
+        self.credits = credits.map { max(1, $0) }
+        self.resumeCredits = max(1, (credits ?? 2) / 2)
+    }
+
+    /// Whether fetching must pause: asked by the application, or out of credits.
+    private var effectivePaused: Bool {
+        desiredPaused || creditPaused
+    }
+
+    /// The application gave back `count` credits. Returns true when the poll
+    /// thread must act (fetching may resume).
+    mutating func returnCredits(_ count: Int) -> Bool {
+        guard let current = credits, count > 0 else { return false }
+        credits = current + count
+        guard creditPaused, credits! >= resumeCredits else { return false }
+        creditPaused = false
+        return effectivePaused != appliedPaused && phase == .running
     }
 
     // MARK: Poll thread
@@ -57,7 +81,13 @@ struct ConsumerStateMachine {
             assignment.formUnion(partitions)
         case .partitionsRevoked:
             revocationPending = true
-        case .message, .endOfPartition:
+        case .message:
+            // Spends a credit; one racing the pause may overdraw by a record.
+            if let current = credits {
+                credits = current - 1
+                if current - 1 <= 0 { creditPaused = true }
+            }
+        case .endOfPartition:
             break
         }
         if let waiter {
@@ -107,14 +137,14 @@ struct ConsumerStateMachine {
         guard generation > desiredGeneration else { return false }
         desiredGeneration = generation
         desiredPaused = paused
-        return desiredPaused != appliedPaused && phase == .running
+        return effectivePaused != appliedPaused && phase == .running
     }
 
     /// Poll thread: the pause or resume to apply to the whole assignment
     /// now, if the wanted state differs from the applied one.
     mutating func fetchReconciliation() -> (paused: Bool, partitions: [KafkaTopicPartition])? {
-        guard phase == .running, desiredPaused != appliedPaused else { return nil }
-        appliedPaused = desiredPaused
+        guard phase == .running, effectivePaused != appliedPaused else { return nil }
+        appliedPaused = effectivePaused
         return (appliedPaused, Array(assignment))
     }
 

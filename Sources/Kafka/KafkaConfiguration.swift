@@ -54,6 +54,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var pollTimeout: Duration = .milliseconds(100)
     /// Events buffered in Swift before the poll thread stops polling.
     public var eventBufferSize: Int = 1024
+    /// At most this many records delivered and not yet given back with
+    /// ``KafkaConsumer/returnCredits(_:)``: when none is left, the poll thread
+    /// pauses fetching (and keeps serving the group) until some come back.
+    /// nil: no limit.
+    public var messageCredits: Int?
     /// Deliver ``KafkaConsumerEvent/endOfPartition(_:offset:)`` events, for
     /// tools that read a topic up to its end and stop.
     public var reportEndOfPartition = false

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOFoundationCompat
+import Synchronization
 
 /// Routes by hand so the account segment is seen exactly as sent.
 struct SimulatorResponder: HTTPResponder {

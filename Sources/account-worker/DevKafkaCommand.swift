@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 struct DevKafkaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

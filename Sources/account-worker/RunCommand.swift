@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import WorkerHTTP
 
 /// Settings shared by every command that talks to Kafka.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import UseAPISimulator
 
 struct SimulateUseAPICommand: AsyncParsableCommand {

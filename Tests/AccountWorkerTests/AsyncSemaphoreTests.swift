@@ -3,7 +3,8 @@ import Testing
 
 @testable import AccountWorker
 
-@Suite("Concurrency slots")
+// A regression that leaves a waiter suspended fails here instead of hanging CI.
+@Suite("Concurrency slots", .timeLimit(.minutes(1)))
 struct AsyncSemaphoreTests {
     final class Peak: Sendable {
         let state = Mutex((current: 0, peak: 0))

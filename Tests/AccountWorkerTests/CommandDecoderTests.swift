@@ -119,7 +119,20 @@ struct CommandDecoderTests {
         #expect(rejection.commandId == "c-9")
         #expect(rejection.email == "bad email@x.io")
         #expect(rejection.type == .delete)
-        #expect(!"\(rejection)".contains("hunter2"))
+        // Rejections decided after the password was read (the password itself,
+        // then each later field): only there could it leak into the rejection.
+        // (A rejection at the email, decided before the password is looked
+        // at, cannot show it whatever the code does.)
+        for json in [
+            "{\"id\":\"c-10\",\"email\":\"a@b.io\",\"password\":\"hunter2\(String(repeating: "x", count: 1024))\",\"maxJobs\":5}",
+            #"{"id":"c-11","email":"a@b.io","password":"hunter2","maxJobs":11}"#,
+            #"{"id":"c-12","email":"a@b.io","password":"hunter2","maxJobs":"5"}"#,
+            #"{"id":"c-13","email":"a@b.io","password":"hunter2","maxJobs":5,"useWorkspace":7}"#,
+        ] {
+            let rejection = try #require(rejected(json), "accepted: \(json.prefix(80))")
+            #expect(!"\(rejection)".contains("hunter2"), "the password in: \(rejection)")
+            #expect(!String(reflecting: rejection).contains("hunter2"))
+        }
         let noID = try #require(rejected(#"{"id":12,"email":"a@b.io"}"#))
         #expect(noID.commandId == nil)
     }

@@ -2,6 +2,7 @@ import AccountWorker
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -49,14 +50,30 @@ struct HealthAndMetricsTests {
         try await harness.waitForResults(4)
         let (metricsStatus, metrics) = try await get(port, "/metrics")
         #expect(metricsStatus == 200)
-        for name in [
-            "account_worker_commands_consumed_total 4", #"account_worker_results_total{status="ok",code="200"} 2"#,
-            #"account_worker_results_total{status="error",code="400"} 2"#, "account_worker_useapi_call_duration_seconds_bucket",
-            "account_worker_useapi_calls_in_flight", "account_worker_commands_buffered", "account_worker_useapi_retries_total 1",
-            "account_worker_breaker_open 0", "account_worker_dlq_messages_total 1", #"account_worker_info{worker="worker-1""#,
-        ] {
-            #expect(metrics.contains(name), "missing \(name)")
+        // Whole samples, parsed from the exposition: `…consumed_total 4` as a
+        // substring would also match 40-49.
+        let samples = PrometheusSample.parse(metrics)
+        func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+            let matching = samples.filter { $0.name == name && $0.labels == labels }
+            #expect(matching.count <= 1, "\(name)\(labels) exposed \(matching.count) times")
+            return matching.first?.value
         }
+        #expect(value("account_worker_commands_consumed_total") == 4)
+        #expect(value("account_worker_results_total", ["status": "ok", "code": "200"]) == 2)
+        #expect(value("account_worker_results_total", ["status": "error", "code": "400"]) == 2)
+        #expect(samples.filter { $0.name == "account_worker_results_total" }.map(\.value).reduce(0, +) == 4, "other results counted")
+        #expect(value("account_worker_useapi_retries_total") == 1)
+        #expect(value("account_worker_breaker_open") == 0)
+        #expect(value("account_worker_dlq_messages_total") == 1)
+        // Gauges that move as work finishes: present, with a sane value.
+        #expect(value("account_worker_useapi_calls_in_flight").map { (0...8).contains($0) } == true)
+        #expect(value("account_worker_commands_buffered").map { $0 >= 0 } == true)
+        // Three calls (ok, flaky twice): the histogram's +Inf bucket and count say so.
+        let callCount = samples.filter { $0.name == "account_worker_useapi_call_duration_seconds_count" }.map(\.value).reduce(0, +)
+        #expect(callCount == 3)
+        let infBuckets = samples.filter { $0.name == "account_worker_useapi_call_duration_seconds_bucket" && $0.labels["le"] == "+Inf" }
+        #expect(!infBuckets.isEmpty && infBuckets.map(\.value).reduce(0, +) == callCount)
+        #expect(samples.contains { $0.name == "account_worker_info" && $0.labels["worker"] == "worker-1" && $0.value == 1 })
         try await harness.waitUntil("commits and lag reported", timeout: .seconds(15)) {
             let text = registry.emitToString()
             return text.contains(#"account_worker_offset_commits_total{mode="async"}"#) && text.contains("account_worker_consumer_lag{")
@@ -82,5 +99,61 @@ struct HealthAndMetricsTests {
             harness.results.contains { $0.commandId == "m-4" }
         }
         await harness.shutdown()
+    }
+}
+
+/// One sample line of the Prometheus text exposition: `name{label="value",…} value`.
+struct PrometheusSample: Equatable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+
+    /// Every sample line of `text` (comments and blank lines skipped). A line
+    /// that is not a well-formed sample is recorded as an issue.
+    static func parse(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [PrometheusSample] {
+        var samples: [PrometheusSample] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.allSatisfy(\.isWhitespace) {
+            guard let sample = PrometheusSample(line: Substring(line)) else {
+                Issue.record("not a sample line: \(line)", sourceLocation: sourceLocation)
+                continue
+            }
+            samples.append(sample)
+        }
+        return samples
+    }
+
+    init?(line: Substring) {
+        var rest = line[...]
+        let nameEnd = rest.firstIndex { $0 == "{" || $0 == " " } ?? rest.endIndex
+        name = String(rest[..<nameEnd])
+        rest = rest[nameEnd...]
+        labels = [:]
+        if rest.first == "{" {
+            rest = rest.dropFirst()
+            while rest.first != "}" {
+                guard let equals = rest.firstIndex(of: "="), rest[rest.index(after: equals)...].first == "\"" else { return nil }
+                let key = String(rest[..<equals])
+                rest = rest[rest.index(equals, offsetBy: 2)...]
+                var labelValue = ""
+                while let character = rest.first, character != "\"" {
+                    rest = rest.dropFirst()
+                    if character == "\\", let escaped = rest.first {
+                        rest = rest.dropFirst()
+                        labelValue.append(escaped == "n" ? "\n" : escaped)
+                    } else {
+                        labelValue.append(character)
+                    }
+                }
+                guard rest.first == "\"" else { return nil }
+                rest = rest.dropFirst()
+                labels[key] = labelValue
+                if rest.first == "," { rest = rest.dropFirst() }
+                guard !rest.isEmpty else { return nil }
+            }
+            rest = rest.dropFirst()
+        }
+        let fields = rest.split(separator: " ")
+        guard !name.isEmpty, (1...2).contains(fields.count), let number = Double(fields[0]) else { return nil }
+        value = number
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import StrictJSON
+import Synchronization
 import Testing
 import UseAPI
 import UseAPISimulator

@@ -77,13 +77,16 @@ struct RetryAndBreakerTests {
         now += .milliseconds(250)
         do { let permission = breaker.permission(now: now); #expect(permission == .call(isProbe: true)) }
         if case .wait = breaker.permission(now: now) {} else { Issue.record("a second probe was allowed") }
-        var expected = Duration.milliseconds(500)
-        for _ in 0..<8 {
+        // The contract's sequence, as literal values: 250 ms (above), then
+        // doubling after each failed probe up to 10 s, and staying there.
+        let expectedDelays: [Duration] = [
+            .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(10), .seconds(10), .seconds(10),
+        ]
+        for expected in expectedDelays {
             breaker.record(email: "a", outage: true, wasProbe: true, now: now)
             do { let permission = breaker.permission(now: now); #expect(permission == .wait(expected)) }
             now += expected
             do { let permission = breaker.permission(now: now); #expect(permission == .call(isProbe: true)) }
-            expected = min(expected * 2, .seconds(10))
         }
         do { let changed = breaker.record(email: "a", outage: false, wasProbe: true, now: now); #expect(changed) }
         #expect(breaker.state == .closed)

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import StrictJSON
+import Synchronization
 import Testing
 import UseAPI
 import UseAPISimulator
@@ -18,7 +19,8 @@ struct WorkerBehaviourTests {
         try await harness.sendUpsert(id: "e-1", email: "fixed@x.io", password: "a-wrong-one")
         try await harness.sendUpsert(id: "e-2", email: "suspended@x.io")
         try await harness.sendUpsert(id: "e-3", email: "broken@x.io")
-        let byID = Dictionary(uniqueKeysWithValues: try await harness.waitForResults(3).map { ($0.commandId!, $0) })
+        // A command reported twice fails the count below rather than trapping here.
+        let byID = Dictionary(try await harness.waitForResults(3).map { ($0.commandId!, $0) }) { first, _ in first }
         #expect(byID["e-1"]?.code == 401)
         #expect(byID["e-1"]?["error"]?.string == "Wrong username/password combination.")
         #expect(byID["e-2"]?["error"]?.string == "This account has been suspended.")
@@ -30,6 +32,14 @@ struct WorkerBehaviourTests {
         }
         #expect(harness.simulator.journal.totalRequests == 3)
         try await worker.stop()
+        // Once: nothing more was reported. The stopped worker's results are
+        // all acknowledged; a marker written to the (one-partition) result
+        // topic after them is read after every one of them.
+        try await harness.producer.send(KafkaProducerMessage(topic: harness.resultTopic, key: nil, value: Array("marker".utf8)))
+        try await harness.waitUntil("the marker", timeout: .seconds(30)) { harness.results.contains { $0.raw == "marker" } }
+        let reported = harness.results.filter { $0.raw != "marker" }.compactMap(\.commandId)
+        #expect(reported.sorted() == ["e-1", "e-2", "e-3"], "reported more than once: \(reported.sorted())")
+        #expect(harness.simulator.journal.totalRequests == 3)
         await harness.shutdown()
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import StrictJSON
 import Testing
 import UseAPI
 import UseAPISimulator

@@ -37,25 +37,31 @@ struct WorkerStateMachineTests {
         #expect(accept(&state, 3, email: "a@x.io").1 == .accepted(startChain: "a@x.io", fetch: nil, buffered: 2), "a new chain after the end")
     }
 
-    @Test("fetching pauses when the buffer is full and resumes once half drained; each change has a newer generation")
-    func backpressure() {
+    @Test("every record that leaves the buffer, finished or dropped, is released once; a full buffer asks for no pause")
+    func released() {
         var state = WorkerStateMachine(maxBuffered: 4, breakerThreshold: 3)
         state.assign([partition])
         var fetches: [WorkerStateMachine.FetchChange?] = []
         for offset in Int64(0)..<4 {
-            if case .accepted(_, let fetch, _) = accept(&state, offset, email: "u\(offset)@x.io").1 { fetches.append(fetch) }
+            if case .accepted(_, let fetch, _) = accept(&state, offset, email: "u\(offset % 2)@x.io").1 { fetches.append(fetch) }
         }
-        #expect(fetches == [nil, nil, nil, .init(paused: true, generation: 1)])
-        var afterFinish: [WorkerStateMachine.FetchChange?] = []
-        for offset in 0..<4 {
-            let key = "u\(offset)@x.io"
-            let started = state.step(chain: key, finished: nil, completed: false)
-            afterFinish.append(state.step(chain: key, finished: started.next, completed: true).fetch)
-        }
-        // 3 left: still over half; 2 left: resume.
-        #expect(afterFinish == [nil, .init(paused: false, generation: 2), nil, nil])
-        #expect(!state.fetchPaused)
-        #expect(state.takeCommits() == [partition: 4])
+        // The consumer's credits bound the buffer; the state machine pauses only for the breaker and draining.
+        #expect(fetches == [nil, nil, nil, nil])
+        var releasedTotal = 0
+        let first = state.step(chain: "u0@x.io", finished: nil, completed: false)
+        releasedTotal += first.released
+        #expect(first.released == 0)
+        state.beginRevocation([partition])
+        // u0's running command finishes; its queued one is dropped: two released.
+        let afterRevocation = state.step(chain: "u0@x.io", finished: first.next, completed: true)
+        #expect(afterRevocation.released == 2 && afterRevocation.next == nil)
+        releasedTotal += afterRevocation.released
+        // u1's chain never started: both dropped on its first step.
+        let dropped = state.step(chain: "u1@x.io", finished: nil, completed: false)
+        #expect(dropped.released == 2 && dropped.buffered == 0)
+        releasedTotal += dropped.released
+        #expect(releasedTotal == 4, "every accepted record is released exactly once")
+        #expect(state.takeCommits(for: [partition], force: true) == [partition: 1])
     }
 
     @Test("the breaker opens after calls for N accounts fail, pauses fetching, paces probes, and closes on any answer")
@@ -63,18 +69,37 @@ struct WorkerStateMachineTests {
         var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 2)
         state.assign([partition])
         let (item, _) = accept(&state, 0, email: "a@x.io")
-        #expect(state.permitCall(for: item, now: now) == .call(isProbe: false))
-        #expect(state.callEnded(email: "a@x.io", outage: true, wasProbe: false, now: now) == (nil, nil))
-        #expect(state.callEnded(email: "A@x.io", outage: true, wasProbe: false, now: now) == (nil, nil), "one account, counted once")
-        #expect(state.callEnded(email: "b@x.io", outage: true, wasProbe: false, now: now) == (.opened, .init(paused: true, generation: 1)))
-        #expect(state.permitCall(for: item, now: now) == .wait(.milliseconds(250)))
-        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .call(isProbe: true))
-        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .wait(.milliseconds(250)), "one probe at a time")
+        #expect(state.permitCall(for: item, now: now).0 == .call(isProbe: false))
+        #expect(state.callEnded(ticket: 0, email: "a@x.io", outage: true, wasProbe: false, now: now) == (nil, nil))
+        #expect(state.callEnded(ticket: 0, email: "A@x.io", outage: true, wasProbe: false, now: now) == (nil, nil), "one account, counted once")
+        #expect(state.callEnded(ticket: 0, email: "b@x.io", outage: true, wasProbe: false, now: now) == (.opened, .init(paused: true, generation: 1)))
+        #expect(state.permitCall(for: item, now: now).0 == .wait(.milliseconds(250)))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)).0 == .call(isProbe: true))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)).0 == .wait(.milliseconds(250)), "one probe at a time")
         // An abandoned probe frees the probe slot without a verdict.
-        #expect(state.callEnded(email: "a@x.io", outage: nil, wasProbe: true, now: now) == (nil, nil))
-        #expect(state.permitCall(for: item, now: now + .milliseconds(250)) == .call(isProbe: true))
-        #expect(state.callEnded(email: "a@x.io", outage: false, wasProbe: true, now: now) == (.closed, .init(paused: false, generation: 2)))
-        #expect(state.permitCall(for: item, now: now) == .call(isProbe: false))
+        #expect(state.callEnded(ticket: 0, email: "a@x.io", outage: nil, wasProbe: true, now: now) == (nil, nil))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(250)).0 == .call(isProbe: true))
+        #expect(state.callEnded(ticket: 0, email: "a@x.io", outage: false, wasProbe: true, now: now) == (.closed, .init(paused: false, generation: 2)))
+        #expect(state.permitCall(for: item, now: now).0 == .call(isProbe: false))
+    }
+
+    @Test("every permitted call gets a ticket; the oldest call still running is known until it ends")
+    func callTickets() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 5)
+        state.assign([partition])
+        let (item, _) = accept(&state, 0, email: "a@x.io")
+        let (_, first) = state.permitCall(for: item, now: now)
+        let (_, second) = state.permitCall(for: item, now: now + .seconds(1))
+        #expect(first != nil && second != nil && first != second)
+        #expect(state.oldestCallStart == now)
+        _ = state.callEnded(ticket: first!, email: "a@x.io", outage: false, wasProbe: false, now: now)
+        #expect(state.oldestCallStart == now + .seconds(1))
+        _ = state.callEnded(ticket: second!, email: "a@x.io", outage: false, wasProbe: false, now: now)
+        #expect(state.oldestCallStart == nil)
+        state.beginRevocation([partition])
+        _ = state.finishRevocation([partition])
+        let (permit, ticket) = state.permitCall(for: item, now: now)
+        #expect(permit == .abandon && ticket == nil && state.oldestCallStart == nil, "an abandoned call got a ticket")
     }
 
     @Test("revocation: started work finishes and is committed, queued work is dropped, and after it ends no call is permitted")
@@ -87,12 +112,12 @@ struct WorkerStateMachineTests {
         let running = state.step(chain: "a@x.io", finished: nil, completed: false).next!
         state.beginRevocation([partition])
         // Still ours until the revocation ends: the running command may call.
-        #expect(state.permitCall(for: running, now: now) == .call(isProbe: false))
+        #expect(state.permitCall(for: running, now: now).0 == .call(isProbe: false))
         let after = state.step(chain: "a@x.io", finished: running, completed: true)
         #expect(after.next == nil && after.buffered == 0, "queued commands of a revoked partition are dropped")
         #expect(state.takeCommits(for: [partition], force: true) == [partition: 8])
         _ = state.finishRevocation([partition])
-        #expect(state.permitCall(for: running, now: now) == .abandon, "a revoked partition's command made another call")
+        #expect(state.permitCall(for: running, now: now).0 == .abandon, "a revoked partition's command made another call")
         // Reassigned later: a message consumed now is of the new epoch.
         state.assign([partition])
         let (fresh, action) = accept(&state, 8, email: "a@x.io")

@@ -1,5 +1,7 @@
 @testable import AccountWorker
 import Foundation
+import Kafka
+import StrictJSON
 import Testing
 import UseAPISimulator
 

@@ -1,5 +1,7 @@
 @testable import AccountWorker
 import Foundation
+import Kafka
+import StrictJSON
 import Testing
 
 @Suite("Operator commands of the binary", .timeLimit(.minutes(3)))

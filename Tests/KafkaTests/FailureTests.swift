@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Logging
 import Testing
 
 @Suite("Broker failures and configuration errors", .timeLimit(.minutes(2)))
@@ -68,7 +69,7 @@ struct FailureTests {
         let error = await #expect(throws: KafkaError.self) {
             try await producer.send(topic: topic, key: nil, value: "refused".bytes)
         }
-        #expect(error?.code == KafkaErrorCode.topicAuthorizationFailed.rawValue)
+        #expect(error?.code == .topicAuthorizationFailed)
         #expect(error?.name == "TOPIC_AUTHORIZATION_FAILED")
         #expect(error?.isRetriable == false)
         await producer.close()

@@ -119,9 +119,18 @@ struct GroupTests {
         let handled = try #require(handledAt.withLock { $0 })
         let assigned = try #require(assignedAt.withLock { $0 })
         #expect(handled < assigned, "the new owner was assigned before the old one finished its revocation")
-        // The committed offsets were honoured: nothing is read again.
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(secondEvents.messages.isEmpty)
+        // The committed offsets were honoured: nothing is read again. A marker
+        // written to each partition after the committed records arrives
+        // (whoever owns its partition now); before it, nothing was delivered.
+        let bothEvents = [firstEvents, secondEvents]
+        for partition: Int32 in [0, 1] {
+            try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "marker".bytes, partition: partition))
+        }
+        try await secondEvents.wait(for: "both markers") { _ in
+            bothEvents.flatMap(\.messages).filter { $0.value == "marker".bytes }.count == 2
+        }
+        #expect(secondEvents.messages.allSatisfy { $0.value == "marker".bytes }, "committed records were read again")
+        #expect(firstEvents.messages.count == 6 + firstEvents.messages.filter { $0.value == "marker".bytes }.count)
 
         await second.close()
         await first.close()
@@ -138,7 +147,20 @@ struct GroupTests {
         let first = try env.consumer(group: group, topics: [topic], strategy: .range)
         let firstEvents = EventCollector(first)
         try await firstEvents.wait(for: "both partitions") { _ in first.assignment.count == 2 }
-        try first.pause(Array(first.assignment))
+        // Pause partition 0 only, and show that the pause took effect: a
+        // record written to it first stays undelivered while markers written
+        // to partition 1 after it arrive.
+        let paused = try #require(first.assignment.first { $0.partition == 0 })
+        try first.pause([paused])
+        let producer = try env.producer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "held".bytes, partition: 0))
+        for index in 1...2 {
+            // Two markers, one after the other: by the second, a fetch that
+            // held partition 0's record too has long been delivered.
+            try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "marker-\(index)".bytes, partition: 1))
+            try await firstEvents.wait(for: "marker \(index)") { events in events.messages.contains { $0.value == "marker-\(index)".bytes } }
+        }
+        #expect(!firstEvents.messages.contains { $0.partition == 0 }, "a paused partition delivered a record")
 
         // A second member joins and leaves: two eager rebalances revoke and
         // re-assign everything the first member had.
@@ -151,11 +173,15 @@ struct GroupTests {
             first.assignment.count == 2 && events.rebalances.last?.hasPrefix("assigned") == true
         }
 
-        let producer = try env.producer()
         for partition: Int32 in [0, 1] {
             try await producer.send(KafkaProducerMessage(topic: topic, key: nil, value: "after".bytes, partition: partition))
         }
-        try await firstEvents.waitForMessages(2, timeout: .seconds(20))
+        // Partition 0 fetches again: its held record and the new one arrive
+        // (nothing was committed, so partition 1 may be read again too).
+        try await firstEvents.wait(for: "partition 0's records after the reassignment", timeout: .seconds(20)) { events in
+            Set(events.messages.filter { $0.partition == 0 }.map(\.value)) == ["held".bytes, "after".bytes]
+                && events.messages.contains { $0.partition == 1 && $0.value == "after".bytes }
+        }
         await first.close()
         await firstEvents.finish()
         await producer.close()

@@ -48,7 +48,7 @@ public struct Fuzzer {
         var executions = 0
         var trace: FileHandle?
         if let tracePath {
-            FileManager.default.createFile(atPath: tracePath, contents: nil)
+            _ = FileManager.default.createFile(atPath: tracePath, contents: nil)
             trace = FileHandle(forWritingAtPath: tracePath)
         }
         for input in corpus {

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Foundation
 import Logging
 
@@ -76,7 +76,7 @@ final class RDKafkaHandle: @unchecked Sendable {
         guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
             throw KafkaError(
-                code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue,
+                code: .invalidArgument,
                 name: "INVALID_CONFIGURATION",
                 message: "cannot create Kafka client: \(String(cBuffer: errstr))"
             )
