@@ -35,6 +35,8 @@ deploy-check: deps
 # The end-to-end tests run the built binary: build it before the tests.
 # The fuzz tests (every test function named fuzz...) run after the others,
 # alone, for FUZZ_SECONDS each: a trap in a parser of outside input fails CI.
+# After the tests, `promtool check metrics` on a live /metrics of the debug
+# binary (scripts/check-metrics.sh).
 # Last, a short chaos run (scripts/chaos.sh) on the debug binary just built:
 # every command must get an ok result through kills, restarts and outages.
 CI_FUZZ_SECONDS ?= 20
@@ -47,6 +49,7 @@ test: deps deploy-check
 	$(SWIFT) build
 	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test --skip-build --disable-xctest --skip fuzz
+	SWIFT="$(SWIFT)" scripts/check-metrics.sh
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) $(SWIFT) test --skip-build --disable-xctest --filter fuzz
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) scripts/fuzz.sh
 	CHAOS_CONFIGURATION=debug SWIFT="$(SWIFT)" scripts/chaos.sh $(CI_CHAOS_COMMANDS) $(CI_CHAOS_SECONDS)

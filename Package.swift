@@ -77,6 +77,7 @@ let package = Package(
             name: "WorkerHTTP",
             dependencies: [
                 "AccountWorker",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -111,7 +112,11 @@ let package = Package(
             ]
         ),
         // Shared by the test targets: the mutation fuzzer.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "StrictJSONTests",
             dependencies: ["StrictJSON", "TestSupport"]
@@ -141,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AccountWorkerOpsTests",
-            dependencies: ["AccountWorkerOps"]
+            dependencies: ["AccountWorkerOps", "Kafka"]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Chaos run: three `account-worker run` replicas against a mock Kafka cluster
 # and the useapi simulator, while workers are killed (SIGKILL), stopped
-# (SIGTERM) and restarted and useapi has outages. Checks that every command
-# gets an ok result (the faults are transient: the worker must get every
-# command through them); error results are counted apart, never as results.
-# Prints how many were reported more than once (allowed: at-least-once).
-# Exits 1 if any command has no ok result (lost, or only error results).
+# (SIGTERM) and restarted, useapi has outages, the Kafka broker goes down and
+# up, and produce requests fail transiently. Checks that every command gets an
+# ok result (the faults are transient: the worker must get every command
+# through them); error results are counted apart, never as results. Checks
+# per-account order: no result for an email comes before a result for each of
+# its earlier commands. Prints duplicates (allowed: at-least-once) per kill.
+# Exits 1 if any command has no ok result, or on an order violation.
 #   scripts/chaos.sh [commands=2000] [chaos_seconds=30]   (about 60 commands/s get through)
 # CHAOS_CONFIGURATION=debug uses the debug build (`make test` runs a short
 # chaos on the binary it has just built); SWIFT overrides the swift command.
@@ -41,6 +43,9 @@ start_worker() {
 faults() {
   curl -s -o /dev/null -X PUT --data "$1" "http://127.0.0.1:$port/_admin/faults"
 }
+kafka_fault() {
+  timeout 5 bash -c "echo '$1' > '$tmp/kafka-control'" || echo "  (kafka control pipe did not answer)"
+}
 
 python3 - "$count" > "$tmp/commands" <<'PY'
 import json, sys
@@ -53,18 +58,22 @@ KAFKA_BROKERS="$brokers" "$bin" send --jsonl < "$tmp/commands" >/dev/null
 echo "chaos for ${chaos_seconds}s on $count commands, 3 workers"
 end=$((SECONDS + chaos_seconds))
 actions=0
+kills=0
 while [ $SECONDS -lt $end ]; do
   sleep $((RANDOM % 3 + 1))
   name="w$((RANDOM % 3 + 1))"
-  case $((RANDOM % 4)) in
-    0) echo "  SIGKILL $name"; kill -9 "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
-    1) echo "  SIGTERM $name"; kill -TERM "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
+  case $((RANDOM % 6)) in
+    0) echo "  SIGKILL $name"; kills=$((kills + 1)); kill -9 "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
+    1) echo "  SIGTERM $name"; kills=$((kills + 1)); kill -TERM "${workers[$name]}" 2>/dev/null || true; wait "${workers[$name]}" 2>/dev/null || true; start_worker "$name" ;;
+    4) echo "  Kafka broker down for 3s"; kafka_fault "broker-down 1"; sleep 3; kafka_fault "broker-up 1" ;;
+    5) echo "  5 produce requests fail (NOT_LEADER_FOR_PARTITION)"; kafka_fault "produce-errors 5 not-leader" ;;
     2) echo "  useapi outage (503) for 2s"; faults '[{"serverErrorRate":1}]'; sleep 2; faults '[{"latencyMs":200}]' ;;
     3) echo "  useapi hangs and drops for 2s"; faults '[{"hangRate":0.3,"hangMs":3000,"dropRate":0.3,"latencyMs":200}]'; sleep 2; faults '[{"latencyMs":200}]' ;;
   esac
   actions=$((actions + 1))
 done
 faults '[{"latencyMs":200}]'
+kafka_fault "broker-up 1"
 
 # A killed member holds its partitions until its session times out (6 s here),
 # and every eager rebalance waits for the slowest member: recovery takes a while.
@@ -79,11 +88,11 @@ while :; do
   sleep 2
 done
 set +e
-python3 - "$tmp/results" "$count" "$actions" <<'PY'
+python3 - "$tmp/results" "$count" "$actions" "$kills" <<'PY'
 import json, sys
-from collections import Counter
+from collections import Counter, defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-count, actions = int(sys.argv[2]), sys.argv[3]
+count, actions, kills = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 expected = {f"chaos-{i}" for i in range(count)}
 ok = Counter(r["commandId"] for r in rows if r.get("status") == "ok")
 errors = [r for r in rows if r.get("status") != "ok"]
@@ -100,7 +109,24 @@ for r in errors[:5]:
 unknown = set(ok) - expected
 if unknown:
     print(f"{len(unknown)} ok results for commands never sent, e.g. {sorted(unknown)[:3]}")
-sys.exit(1 if lost or failed or unknown else 0)
+# Per-account order: commands chaos-i and chaos-j (i < j, same i % 50) are for
+# one email, in that offset order; a result for j before any result for i skips ahead.
+seen = defaultdict(set)
+violations = 0
+for r in rows:
+    cid = r.get("commandId") or ""
+    if not cid.startswith("chaos-"):
+        continue
+    index = int(cid.split("-")[1])
+    account = index % 50
+    if any(j not in seen[account] for j in range(account, index, 50)):
+        violations += 1
+        if violations <= 3:
+            print(f"  order violation: {cid} reported before an earlier command of {r.get('email')}")
+    seen[account].add(index)
+extra = sum(c - 1 for c in ok.values())
+print(f"order violations: {violations}; kills: {kills}; duplicates per kill: {extra / kills if kills else 0:.1f}")
+sys.exit(1 if lost or failed or unknown or violations else 0)
 PY
 status=$?
 if [ $status -ne 0 ]; then

@@ -22,7 +22,7 @@ echo "yamllint"
 echo "kubernetes-validate"
 "$venv/bin/kubernetes-validate" --strict --quiet \
   deploy/k8s/configmap.yaml deploy/k8s/secret.example.yaml deploy/k8s/deployment.yaml \
-  deploy/k8s/poddisruptionbudget.yaml deploy/k8s/hpa.yaml \
+  deploy/k8s/poddisruptionbudget.yaml deploy/k8s/hpa.yaml deploy/k8s/account-worker-expiring-cronjob.yaml \
   deploy/k8s/grafana-dashboard-configmap.yaml deploy/k8s/kafka-secret.example.yaml
 "$venv/bin/python" - <<'PY'
 import json, yaml

@@ -53,8 +53,16 @@ public final class AccountWorkerService: Service, Sendable {
         self.producer = producer
         self.useapi = useapi
         self.logger = logger
-        self.state = Mutex(WorkerStateMachine(maxBuffered: settings.maxBufferedCommands, breakerThreshold: settings.breakerThreshold))
+        self.state = Mutex(
+            WorkerStateMachine(
+                maxBuffered: settings.maxBufferedCommands,
+                breakerThreshold: settings.breakerThreshold,
+                maxInFlight: settings.maxInFlight
+            )
+        )
         self.slots = AsyncSemaphore(permits: settings.maxInFlight)
+        metrics.concurrencyLimit.record(settings.maxInFlight)
+        metrics.requestRateLimit.record(0)
         self.decoder = CommandDecoder(maxCommandBytes: settings.maxCommandBytes)
         self.policy = RetryPolicy(
             maxAttempts: settings.maxAttempts,
@@ -68,6 +76,7 @@ public final class AccountWorkerService: Service, Sendable {
             producer: producer,
             resultTopic: settings.resultTopic,
             dlqTopic: settings.dlqTopic,
+            statusTopic: settings.statusTopic,
             metrics: metrics,
             logger: logger,
             onFatal: { failFatally.report($0) }
@@ -200,8 +209,10 @@ public final class AccountWorkerService: Service, Sendable {
                         accept(message, chains: &chains)
                     case .partitionsAssigned(let partitions):
                         state.withLock { $0.assign(partitions) }
+                        await updateRequestRate()
                     case .partitionsRevoked(let partitions, let lost):
                         await revoke(partitions, lost: lost)
+                        await updateRequestRate()
                     case .endOfPartition:
                         break
                     }
@@ -266,7 +277,8 @@ public final class AccountWorkerService: Service, Sendable {
         }
         result.durationMs = (ContinuousClock.now - item.receivedAt).milliseconds
         guard await publisher.publishResult(result, item: item) else { return false }
-        metrics.result(status: result.status, code: result.code).increment()
+        guard await publisher.publishStatus(result) else { return false }
+        metrics.result(status: result.status, code: result.code, type: result.type, stage: result.stage).increment()
         logProcessed(result, item: item)
         return true
     }
@@ -289,6 +301,32 @@ public final class AccountWorkerService: Service, Sendable {
             metadata["result.error"] = .string(result.error ?? "")
         }
         logger.info("command processed", metadata: metadata)
+    }
+
+    // MARK: Request rate
+
+    /// This worker's share of `MAX_REQUESTS_PER_SECOND`: the fraction of the
+    /// command topic's partitions assigned to it, recomputed on every
+    /// rebalance, less 5 % so that the group, one call of slack per replica
+    /// included, stays under the limit in any window. Every call counts,
+    /// retries and probes too.
+    private func updateRequestRate() async {
+        guard settings.maxRequestsPerSecond > 0 else { return }
+        let assigned = state.withLock { $0.assigned.filter { $0.topic == settings.commandTopic }.count }
+        let total = await consumer.partitionCount(of: settings.commandTopic)
+        // Unknown partition count: the whole limit for each worker would
+        // break it, so take the smallest share that makes progress.
+        let share = total.map { settings.maxRequestsPerSecond * Double(assigned) / Double($0) } ?? settings.maxRequestsPerSecond / 100
+        let rate = share * 0.95
+        state.withLock { $0.setRequestRate(assigned == 0 ? nil : rate) }
+        metrics.requestRateLimit.record(assigned == 0 ? 0 : rate)
+        logger.info(
+            "request rate share",
+            metadata: [
+                "rate.group_per_second": "\(settings.maxRequestsPerSecond)", "rate.worker_per_second": "\(rate)",
+                "kafka.partitions.assigned": "\(assigned)", "kafka.partitions.total": "\(total.map(String.init) ?? "unknown")",
+            ]
+        )
     }
 
     // MARK: Rebalancing
@@ -375,9 +413,9 @@ public final class AccountWorkerService: Service, Sendable {
 
     private func reportLagPeriodically() async {
         while !Task.isCancelled {
-            for (partition, lag) in consumer.lag() {
-                metrics.lag(topic: partition.topic, partition: partition.partition).record(lag)
-            }
+            let lags = await consumer.lag()
+            // Partitions revoked meanwhile lose their series.
+            metrics.recordLag(lags, assigned: consumer.assignment)
             try? await Task.sleep(for: settings.lagInterval)
         }
     }
@@ -416,12 +454,9 @@ public final class AccountWorkerService: Service, Sendable {
         if !(await withDeadline(.seconds(3)) { await self.consumer.close() }) {
             logger.warning("shutdown: leaving the consumer group did not complete in 3 s; abandoning it")
         }
-        guard !failedFatally.load(ordering: .relaxed) else { return }
-        do {
-            try await producer.flush(timeout: .seconds(1))
-        } catch {
-            logger.warning("shutdown: results still unacknowledged at exit", metadata: ["kafka.error.name": "\(error.name)"])
-        }
+        // Every committed offset's records are acknowledged already: what is
+        // still queued belongs to uncommitted commands, redelivered anyway.
+        await producer.close(timeout: failedFatally.load(ordering: .relaxed) ? .zero : .seconds(1))
     }
 
     /// Runs `operation` for at most `timeout`; true when it finished. An
@@ -494,12 +529,26 @@ extension AccountWorkerService: CallGate {
         return nil
     }
 
-    func endCall(_ ticket: CallTicket, email: String, outage: Bool?) {
-        let (change, fetch) = state.withLock {
-            $0.callEnded(ticket: ticket.id, email: email, outage: outage, wasProbe: ticket.isProbe, now: .now)
+    func endCall(_ ticket: CallTicket, email: String, outage: Bool?, rateLimited: Bool) {
+        let (change, fetch, concurrency) = state.withLock {
+            let (change, fetch) = $0.callEnded(
+                ticket: ticket.id,
+                email: email,
+                outage: outage,
+                wasProbe: ticket.isProbe,
+                rateLimited: rateLimited,
+                now: .now
+            )
+            return (change, fetch, $0.takeConcurrencyChange())
         }
         slots.release()
         apply(fetch)
+        if let concurrency {
+            metrics.concurrencyLimit.record(concurrency)
+            if rateLimited {
+                logger.info("useapi answered 429: fewer calls at once", metadata: ["concurrency.limit": "\(concurrency)"])
+            }
+        }
         switch change {
         case .opened?:
             metrics.breakerOpen.record(1)

@@ -12,8 +12,9 @@ protocol CallGate: Sendable {
     func acquireCall(for item: WorkItem) async -> CallTicket?
 
     /// The call ended. `outage` is nil when it was abandoned (cancelled):
-    /// that judges nothing about useapi's health.
-    func endCall(_ ticket: CallTicket, email: String, outage: Bool?)
+    /// that judges nothing about useapi's health. `rateLimited`: useapi
+    /// answered 429, so fewer calls should run at once.
+    func endCall(_ ticket: CallTicket, email: String, outage: Bool?, rateLimited: Bool)
 }
 
 /// A permitted call.
@@ -58,19 +59,20 @@ struct CommandExecutor: Sendable {
             attempts += 1
             if !isProbe { counted += 1 }
             metrics.inFlight.increment()
-            metrics.calls.increment()
             let started = ContinuousClock.now
             let outcome = await call(command)
             metrics.callDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
             metrics.inFlight.decrement()
+            metrics.call(outcome: Task.isCancelled ? "cancelled" : WorkerMetrics.outcome(of: outcome)).increment()
 
             if Task.isCancelled {
                 // Abandoned: no result, and no verdict on useapi's health either.
-                gate.endCall(ticket, email: command.email, outage: nil)
+                gate.endCall(ticket, email: command.email, outage: nil, rateLimited: false)
                 return nil
             }
             let failure: UseAPIFailure? = if case .failed(let failure) = outcome { failure } else { nil }
-            gate.endCall(ticket, email: command.email, outage: failure.map(RetryPolicy.countsAsOutage) ?? false)
+            let rateLimited: Bool = if case .api(let error)? = failure { error.statusCode == 429 } else { false }
+            gate.endCall(ticket, email: command.email, outage: failure.map(RetryPolicy.countsAsOutage) ?? false, rateLimited: rateLimited)
 
             guard let failure else { return CommandExecution(outcome: outcome, attempts: attempts) }
             if command.type == .delete, case .api(let error) = failure, error.statusCode == 404 {

@@ -17,6 +17,8 @@ final class ResultPublisher: Sendable {
     let resultTopic: String
     /// nil: dead letters are not kept.
     let dlqTopic: String?
+    /// nil: no account status topic.
+    let statusTopic: String?
     let metrics: WorkerMetrics
     let logger: Logger
     /// Called once per fatal error; the worker stops consuming and calling useapi.
@@ -35,6 +37,7 @@ final class ResultPublisher: Sendable {
         producer: KafkaProducer,
         resultTopic: String,
         dlqTopic: String?,
+        statusTopic: String?,
         metrics: WorkerMetrics,
         logger: Logger,
         onFatal: @escaping @Sendable (KafkaError) -> Void
@@ -42,6 +45,7 @@ final class ResultPublisher: Sendable {
         self.producer = producer
         self.resultTopic = resultTopic
         self.dlqTopic = dlqTopic
+        self.statusTopic = statusTopic
         self.metrics = metrics
         self.logger = logger
         self.onFatal = onFatal
@@ -93,6 +97,25 @@ final class ResultPublisher: Sendable {
             var copy = degraded.producerMessage(topic: resultTopic, fallbackKey: nil, traceparent: nil)
             if (copy.key?.count ?? 0) > Self.degradedKeyBytes { copy.key = nil }
             return copy
+        }
+    }
+
+    /// Publishes the account's new state to the status topic, after its
+    /// result and in the same per-account order (the chain waits for it).
+    /// True when acknowledged, or when there is nothing to publish.
+    func publishStatus(_ result: CommandResult) async -> Bool {
+        guard let statusTopic, let record = result.statusRecord else { return true }
+        let message = KafkaProducerMessage(
+            topic: statusTopic,
+            key: record.key,
+            value: record.value,
+            headers: record.value == nil ? [] : [KafkaHeader(key: "content-type", value: "application/json")]
+        )
+        return await publish(message, what: "account status") {
+            var degraded = result
+            degraded.degrade()
+            let copy = degraded.statusRecord
+            return KafkaProducerMessage(topic: statusTopic, key: copy?.key, value: copy?.value)
         }
     }
 

@@ -47,6 +47,14 @@ public struct WorkerSettings: Sendable {
         get { kafka.dlqTopic }
         set { kafka.dlqTopic = newValue }
     }
+    /// The compacted account status topic; `nil` disables it.
+    public var statusTopic: String? {
+        get { kafka.statusTopic }
+        set { kafka.statusTopic = newValue }
+    }
+    /// useapi calls per second for the whole consumer group; 0 is no limit.
+    /// Each replica takes the share of its assigned partitions.
+    public var maxRequestsPerSecond: Double = 0
     public var useapiBaseURL = "https://api.useapi.net"
     /// The useapi token (a secret).
     public var useapiToken: String
@@ -150,6 +158,18 @@ public struct WorkerSettings: Sendable {
         settings.shutdownTimeout = .milliseconds(try integer("SHUTDOWN_TIMEOUT_MS", 0...3_600_000, default: 30_000))
         settings.maxCommandBytes = try integer("MAX_COMMAND_BYTES", 1...16 << 20, default: settings.maxCommandBytes)
         settings.httpPort = try integer("HTTP_PORT", 0...65_535, default: settings.httpPort)
+        if let text = value("MAX_REQUESTS_PER_SECOND") {
+            // A plain decimal only: "1e400", "inf" and "nan" are not rates.
+            guard text.utf8.count <= 12, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let rate = Double(text),
+                rate.isFinite, (0...100_000).contains(rate)
+            else {
+                throw ConfigurationError(
+                    setting: "MAX_REQUESTS_PER_SECOND",
+                    message: "must be a number from 0 (off) to 100000, got \"\(text.prefix(40))\""
+                )
+            }
+            settings.maxRequestsPerSecond = rate
+        }
         settings.maxBufferedCommands = try integer(
             "MAX_BUFFERED_COMMANDS",
             1...1_000_000,
@@ -184,6 +204,8 @@ public struct WorkerSettings: Sendable {
             "topic.commands": commandTopic,
             "topic.results": resultTopic,
             "topic.dlq": dlqTopic ?? "(disabled)",
+            "topic.status": statusTopic ?? "(disabled)",
+            "max_requests_per_second": maxRequestsPerSecond == 0 ? "(off)" : String(maxRequestsPerSecond),
             "useapi.base_url": useapiBaseURL,
             "useapi.token": "<redacted>",
             "max_in_flight": String(maxInFlight),
@@ -214,6 +236,7 @@ public struct KafkaConnectionSettings: Sendable {
     public var commandTopic = "runway.accounts.commands"
     public var resultTopic = "runway.accounts.results"
     public var dlqTopic: String? = "runway.accounts.dlq"
+    public var statusTopic: String? = "runway.accounts.status"
 
     /// Reads `KAFKA_BROKERS`, `KAFKA_GROUP_ID`, the topics and every
     /// `KAFKA_CONFIG_<NAME>` (or `KAFKA_CONFIG_<NAME>_FILE`, whose file holds
@@ -249,6 +272,11 @@ public struct KafkaConnectionSettings: Sendable {
             settings.dlqTopic = nil
         } else {
             settings.dlqTopic = try topic("DLQ_TOPIC", default: "runway.accounts.dlq")
+        }
+        if let status = environment["STATUS_TOPIC"], status.trimmingCharacters(in: .whitespaces).isEmpty {
+            settings.statusTopic = nil
+        } else {
+            settings.statusTopic = try topic("STATUS_TOPIC", default: "runway.accounts.status")
         }
         for (name, rawValue) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("KAFKA_CONFIG_") {
             var suffix = name.dropFirst("KAFKA_CONFIG_".count)

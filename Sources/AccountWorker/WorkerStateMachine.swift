@@ -32,10 +32,44 @@ struct WorkerStateMachine {
     /// useapi calls on the wire, by ticket, with their start (health sees a stuck one).
     private var callsInFlight: [Int: ContinuousClock.Instant] = [:]
     private var nextCallID = 0
+    /// `MAX_REQUESTS_PER_SECOND`'s share of this worker: one call per
+    /// interval at most (nil: no limit), and when the next may start.
+    private(set) var callInterval: Duration?
+    private var nextCallAt: ContinuousClock.Instant?
+    /// The concurrency useapi tolerates now (AIMD): halved on each 429,
+    /// raised by 1/limit per other answer, never above `maxInFlight`.
+    private(set) var concurrencyLimit: Double
+    let maxInFlight: Int
+    /// The whole limit last reported, and whether it changed since (for the gauge).
+    private var reportedConcurrency: Int
+    var concurrencyChanged = false
 
-    init(maxBuffered: Int, breakerThreshold: Int) {
+    init(maxBuffered: Int, breakerThreshold: Int, maxInFlight: Int = 1_024) {
         self.maxBuffered = max(1, maxBuffered)
         self.breaker = CircuitBreaker(threshold: breakerThreshold)
+        self.maxInFlight = max(1, maxInFlight)
+        self.concurrencyLimit = Double(self.maxInFlight)
+        self.reportedConcurrency = self.maxInFlight
+    }
+
+    /// The whole concurrency limit when it changed since last asked.
+    mutating func takeConcurrencyChange() -> Int? {
+        guard concurrencyChanged else { return nil }
+        concurrencyChanged = false
+        return reportedConcurrency
+    }
+
+    // MARK: Request rate
+
+    /// Paces calls at `callsPerSecond` (nil or 0: no limit). Set on every
+    /// rebalance to this worker's share of the group's limit.
+    mutating func setRequestRate(_ callsPerSecond: Double?) {
+        guard let callsPerSecond, callsPerSecond > 0, callsPerSecond.isFinite else {
+            callInterval = nil
+            return
+        }
+        // At least one call a minute: a tiny share must not stop the worker.
+        callInterval = .nanoseconds(Int64(min(1e9 / callsPerSecond, 60e9)))
     }
 
     // MARK: Actions
@@ -193,11 +227,21 @@ struct WorkerStateMachine {
 
     private mutating func permission(for item: WorkItem, now: ContinuousClock.Instant) -> CallPermit {
         guard isSameEpoch(item) else { return .abandon }
+        // Pacing and the AIMD limit come before the breaker, which would
+        // otherwise hand out a probe that then waits.
+        if let nextCallAt, now < nextCallAt { return .wait(nextCallAt - now) }
+        if callsInFlight.count >= max(1, Int(concurrencyLimit)) { return .wait(Self.concurrencyRecheck) }
         switch breaker.permission(now: now) {
-        case .call(let isProbe): return .call(isProbe: isProbe)
-        case .wait(let delay): return .wait(delay)
+        case .call(let isProbe):
+            if let callInterval { nextCallAt = max(now, nextCallAt ?? now) + callInterval }
+            return .call(isProbe: isProbe)
+        case .wait(let delay):
+            return .wait(delay)
         }
     }
+
+    /// How soon a call held back by the AIMD limit asks again.
+    static let concurrencyRecheck: Duration = .milliseconds(10)
 
     /// What the breaker did after a call.
     enum BreakerChange: Equatable {
@@ -208,10 +252,26 @@ struct WorkerStateMachine {
     /// Records a call's outcome for the breaker. `outage`: a transport error
     /// or a 5xx other than 596; nil when the call was abandoned (cancelled),
     /// which judges nothing but frees the probe slot.
-    mutating func callEnded(ticket: Int, email: String, outage: Bool?, wasProbe: Bool, now: ContinuousClock.Instant) -> (
-        BreakerChange?, FetchChange?
-    ) {
+    mutating func callEnded(
+        ticket: Int,
+        email: String,
+        outage: Bool?,
+        wasProbe: Bool,
+        rateLimited: Bool = false,
+        now: ContinuousClock.Instant
+    ) -> (BreakerChange?, FetchChange?) {
         callsInFlight[ticket] = nil
+        if outage != nil {
+            // AIMD: back off hard when useapi says "too many", recover slowly.
+            concurrencyLimit =
+                rateLimited
+                ? max(1, concurrencyLimit / 2) : min(Double(maxInFlight), concurrencyLimit + 1 / max(1, concurrencyLimit))
+            let whole = Int(concurrencyLimit)
+            if whole != reportedConcurrency {
+                reportedConcurrency = whole
+                concurrencyChanged = true
+            }
+        }
         guard let outage else {
             if wasProbe { breaker.abandonProbe() }
             return (nil, nil)

@@ -100,4 +100,18 @@ public struct ExpiringReport: Sendable {
     public var soonestFirst: [ResultView] {
         latest.values.sorted { ($0.jwt?.exp ?? 0) < ($1.jwt?.exp ?? 0) }
     }
+
+    /// One line for the demo: the accounts whose JWT expires within
+    /// `seconds`, or the soonest one (what `results --expiring` reports).
+    public func soonLine(within seconds: TimeInterval, now: Date = Date()) -> String {
+        let soonest = soonestFirst.compactMap { result in result.jwt.map { (result.email ?? "?", $0.exp - now.timeIntervalSince1970) } }
+        let days = Int(seconds / 86_400)
+        let within = soonest.filter { $0.1 <= seconds }
+        guard within.isEmpty else {
+            return "expiring soon (JWT within \(days)d): "
+                + within.map { "\(ResultTable.sanitized($0.0)) \(ResultTable.relative($0.1))" }.joined(separator: ", ")
+        }
+        let first = soonest.first.map { "; the soonest, \(ResultTable.sanitized($0.0)), expires \(ResultTable.relative($0.1))" } ?? ""
+        return "expiring soon (JWT within \(days)d): none\(first)"
+    }
 }

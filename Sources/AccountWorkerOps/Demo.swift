@@ -77,6 +77,7 @@ public enum Demo {
             }
 
             var summary = ResultSummary()
+            var expiring = ExpiringReport()
             let deadline = ContinuousClock.now + options.timeout
             let watchdog = Task {
                 try await Task.sleep(until: deadline)
@@ -88,6 +89,7 @@ public enum Demo {
                     summary.deadLetters += 1
                 } else if let result = ResultView.decode(message.value ?? []) {
                     summary.add(result)
+                    expiring.add(result)
                     write(options.json ? String(decoding: message.value ?? [], as: UTF8.self) : ResultTable.row(result))
                 }
                 if summary.total >= scenario.commands.count && summary.deadLetters >= scenario.expectedSummary.deadLetters {
@@ -101,6 +103,7 @@ public enum Demo {
                 write(String(decoding: try encoder.encode(["summary": summary]), as: UTF8.self))
             } else {
                 write("")
+                write(expiring.soonLine(within: 7 * 86_400))
                 write("summary: \(summary.text)")
             }
 

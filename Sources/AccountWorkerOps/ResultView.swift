@@ -31,7 +31,7 @@ public struct ResultView: Sendable, Decodable {
 /// Renders results as a fixed-width table for terminals.
 public enum ResultTable {
     static let columns: [(title: String, width: Int)] = [
-        ("EMAIL", 30), ("OP", 6), ("STATUS", 6), ("CODE", 4), ("TRIES", 5), ("JWT EXPIRES (UTC)", 17), ("IN", 6), ("ERROR", 44),
+        ("EMAIL", 30), ("OP", 6), ("STATUS", 6), ("CODE", 4), ("TRIES", 5), ("JWT EXPIRES (UTC)", 17), ("IN", 6), ("COMMAND ID", 24), ("ERROR", 44),
     ]
 
     public static var header: String {
@@ -54,7 +54,7 @@ public enum ResultTable {
         return row([
             sanitized(result.email ?? "(unreadable)"), result.type.replacingOccurrences(of: "account.", with: ""), result.status,
             String(result.code), String(result.attempts), expires, remaining,
-            sanitized(error),
+            sanitized(result.commandId ?? "-"), sanitized(error),
         ])
     }
 
@@ -66,7 +66,7 @@ public enum ResultTable {
         return "in \(max(1, Int(seconds / 60)))m"
     }
 
-    static func row(_ cells: [String]) -> String {
+    static func row(_ cells: [String], columns: [(title: String, width: Int)] = ResultTable.columns) -> String {
         zip(cells, columns).map { cell, column in
             cell.count > column.width
                 ? String(cell.prefix(column.width - 1)) + "…" : cell.padding(toLength: column.width, withPad: " ", startingAt: 0)

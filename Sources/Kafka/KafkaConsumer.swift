@@ -63,6 +63,12 @@ public final class KafkaConsumer: Sendable {
         core.setFetchingPaused(paused, generation: generation)
     }
 
+    /// How many partitions `topic` has, from the brokers' metadata; nil when
+    /// the brokers do not answer within `timeout`.
+    public func partitionCount(of topic: String, timeout: Duration = .seconds(5)) async -> Int? {
+        await core.partitionCount(of: topic, timeout: timeout)
+    }
+
     /// Gives back credits for records the application no longer holds
     /// (``KafkaConsumerConfiguration/messageCredits``); fetching resumes
     /// when it was paused for lack of them. Never blocks.
@@ -94,11 +100,17 @@ public final class KafkaConsumer: Sendable {
         core.joinedGroup.load(ordering: .relaxed)
     }
 
-    /// Records not yet consumed, per assigned partition: the high watermark
-    /// (as last seen by the fetcher) minus the consumer's position. Partitions
-    /// whose position or watermark is not yet known are absent.
-    public func lag() -> [KafkaTopicPartition: Int64] {
-        core.lag()
+    /// The group's lag per assigned partition: the log-end offset, asked of
+    /// the brokers now (not the fetcher's cached watermark, which freezes
+    /// while fetching is paused), minus the group's committed offset: what
+    /// `kafka-consumer-groups --describe` and KEDA show. A partition with no
+    /// committed offset counts from the start of its log. Partitions whose
+    /// offsets are not learnt within `timeout` are absent.
+    ///
+    /// The broker queries block: they run on a dedicated queue, never on
+    /// Swift's cooperative pool.
+    public func lag(timeout: Duration = .seconds(2)) async -> [KafkaTopicPartition: Int64] {
+        await core.committedLag(timeout: timeout)
     }
 
     /// Commits the group coordinator refused so far (asynchronous ones

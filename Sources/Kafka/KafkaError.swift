@@ -68,6 +68,9 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         return error
     }
 
+    /// The caller's task was cancelled while it waited (e.g. for a delivery report).
+    public static let cancelled = KafkaError(code: .fail, name: "CANCELLED", message: "the wait was cancelled")
+
     /// The client was closed before or during the operation.
     public static func closed(_ what: String) -> KafkaError {
         KafkaError(code: .destroy, message: "\(what) is closed")

@@ -45,8 +45,9 @@ public final class KafkaProducer: Sendable {
 
     /// Publishes a record and waits for its delivery report.
     ///
-    /// Cancelling the calling task does not withdraw a record already handed
-    /// to librdkafka; the call still waits for its report.
+    /// Cancelling the calling task stops the wait and throws
+    /// ``KafkaError/cancelled``; it does not withdraw a record already handed
+    /// to librdkafka, which may still be delivered.
     @discardableResult
     public func send(_ message: KafkaProducerMessage) async throws(KafkaError) -> KafkaDeliveryReport {
         try await core.send(message)

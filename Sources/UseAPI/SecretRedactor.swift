@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// Replaces secrets (a command's password, the API token) by `***` in text
 /// that may echo them: useapi's error texts, before they reach an error, a
 /// result or a log line. It also catches a secret echoed JSON-escaped.
@@ -11,8 +13,7 @@ public struct SecretRedactor: Sendable {
         var needles = Set<String>()
         for case let secret? in secrets where !secret.isEmpty {
             needles.insert(secret)
-            let escaped = Self.jsonEscaped(secret)
-            if escaped != secret { needles.insert(escaped) }
+            needles.formUnion(Self.jsonEscapedForms(secret))
         }
         self.needles = needles.sorted { $0.utf8.count > $1.utf8.count }
     }
@@ -25,19 +26,11 @@ public struct SecretRedactor: Sendable {
         return text
     }
 
-    private static func jsonEscaped(_ text: String) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "/": escaped += "\\/"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped
+    /// The secret as a JSON string literal's content (how useapi would echo
+    /// it inside JSON text), and the same with `/` escaped as some encoders do.
+    private static func jsonEscapedForms(_ text: String) -> [String] {
+        let literal = JSONValue.string(text).serialized
+        let content = String(literal.dropFirst().dropLast())
+        return [content, content.replacing("/", with: "\\/")]
     }
 }

@@ -57,7 +57,7 @@ public final class WorkerHTTPServer: Service, Sendable {
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer()))
+                body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer() + Array(ProcessMetrics.exposition().utf8)))
             )
         }
         let app = Application(
@@ -96,13 +96,16 @@ public final class WorkerHTTPServer: Service, Sendable {
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 
-    /// A metrics factory on `registry` with call-duration buckets from 5 ms to 60 s.
-    public static func metricsFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-            .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
-        ]
-        return factory
+    /// A metrics factory on `registry` that gives every worker metric its
+    /// `# HELP` text (``WorkerMetricsHelp``), with call-duration buckets from 5 ms to 60 s.
+    public static func metricsFactory(registry: PrometheusCollectorRegistry) -> DescribedMetricsFactory {
+        DescribedMetricsFactory(
+            registry: registry,
+            help: WorkerMetricsHelp.texts,
+            durationBuckets: [
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+            ]
+        )
     }
 }

@@ -8,7 +8,8 @@ struct AccountWorkerCommand: AsyncParsableCommand {
         abstract: "Applies Runway account-configuration commands from Kafka to useapi.net.",
         version: accountWorkerVersion,
         subcommands: [
-            RunCommand.self, DemoCommand.self, SendCommand.self, ResultsCommand.self, DevKafkaCommand.self, SimulateUseAPICommand.self,
+            RunCommand.self, DemoCommand.self, SendCommand.self, ResultsCommand.self, DLQCommand.self, DevKafkaCommand.self,
+            SimulateUseAPICommand.self,
         ]
     )
 }

@@ -21,6 +21,12 @@ struct DevKafkaCommand: AsyncParsableCommand {
     @Option(help: "Topics to create (comma-separated).")
     var topics = "runway.accounts.commands,runway.accounts.results,runway.accounts.dlq"
     @Option(help: "Write the bootstrap servers to this file too (for scripts).") var bootstrapFile: String?
+    @Option(
+        help: """
+            A named pipe (created if missing) read for fault commands, one per line:             `broker-down ID`, `broker-up ID`, `produce-errors COUNT NAME` (NAME: not-leader,             timed-out, too-large, out-of-order). For chaos tests.
+            """
+    )
+    var controlFifo: String?
 
     func validate() throws {
         guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be from 1 to 16") }
@@ -38,6 +44,16 @@ struct DevKafkaCommand: AsyncParsableCommand {
             try cluster.bootstrapServers.write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
         }
         FileHandle.standardOutput.write(Data("\(cluster.bootstrapServers)\n".utf8))
+        if let controlFifo {
+            if !FileManager.default.fileExists(atPath: controlFifo), mkfifo(controlFifo, 0o600) != 0 {
+                throw ValidationError("cannot create the named pipe \(controlFifo)")
+            }
+            // Reading a pipe blocks: a thread of its own, never the cooperative pool.
+            let controlLogger = logger
+            let thread = Thread { readControlCommands(path: controlFifo, cluster: cluster, logger: controlLogger) }
+            thread.name = "dev-kafka-control"
+            thread.start()
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [MockClusterService(cluster: cluster)],
@@ -56,5 +72,37 @@ struct MockClusterService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         withExtendedLifetime(cluster) {}
+    }
+}
+
+/// Applies fault commands from a named pipe to the mock cluster, for ever
+/// (a writer closing the pipe is followed by the next one opening it).
+private func readControlCommands(path: String, cluster: KafkaMockCluster, logger: Logger) {
+    let codes: [String: KafkaError.Code] = [
+        "not-leader": .notLeaderForPartition, "timed-out": .requestTimedOut, "too-large": .messageSizeTooLarge,
+        "out-of-order": .outOfOrderSequenceNumber,
+    ]
+    while true {
+        guard let file = fopen(path, "r") else { return }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        while getline(&line, &capacity, file) > 0, let line {
+            let words = String(cString: line).split(whereSeparator: \.isWhitespace).map(String.init)
+            do {
+                switch (words.first, words.count) {
+                case ("broker-down", 2): try cluster.setBrokerDown(Int32(words[1]) ?? 1)
+                case ("broker-up", 2): try cluster.setBrokerUp(Int32(words[1]) ?? 1)
+                case ("produce-errors", 3):
+                    guard let count = Int(words[1]), (1...1000).contains(count), let code = codes[words[2]] else { fallthrough }
+                    cluster.pushRequestErrors(.produce, Array(repeating: code, count: count))
+                default:
+                    logger.warning("dev-kafka: unknown control command", metadata: ["command": "\(words.joined(separator: " ").prefix(80))"])
+                }
+            } catch {
+                logger.warning("dev-kafka: control command failed", metadata: ["error": "\(error)"])
+            }
+        }
+        free(line)
+        fclose(file)
     }
 }

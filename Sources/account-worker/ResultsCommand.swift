@@ -3,16 +3,23 @@ import AccountWorkerOps
 import ArgumentParser
 import Foundation
 import Kafka
-import Logging
 
 struct ResultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "results",
-        abstract: "Follow the result topic as a table or JSON lines.",
+        abstract: "Follow the result topic as a table or JSON lines; --expiring lists accounts whose JWT expires soon.",
         discussion: """
-            Reads without joining the workers' group. --from now (default) shows new results, \
-            --from beginning everything kept, --from 2026-11-29T10:00:00Z results since then. \
-            --expiring reads everything and lists accounts by JWT expiry, soonest first, then exits. \
+            Reads partitions directly, like kcat: no consumer group is joined and nothing is committed \
+            (read access to the topics is enough). --from now (default) shows new results, --from \
+            beginning everything kept, --from 1h (or 30m, 2d) the last hour, --from \
+            2026-11-29T10:00:00Z results since then: the start is looked up by time (Kafka's \
+            offsets-for-times), not found by scanning.
+
+            --expiring reads the compacted account status topic (STATUS_TOPIC, default \
+            runway.accounts.status): the latest state of every account, whatever the result \
+            topic's retention. It lists the accounts whose JWT expires within --within (default \
+            7d), soonest first, and exits 1 when there is one, 0 when there is none (an empty \
+            status topic included), 2 when the topic cannot be read: fit for a CronJob. \
             Kafka settings as for `run` (KAFKA_BROKERS, KAFKA_CONFIG_*, RESULT_TOPIC).
             """
     )
@@ -23,84 +30,129 @@ struct ResultsCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var kafka: KafkaOptions
-    @Option(help: "now, beginning, or an ISO-8601 time.") var from = "now"
+    @Option(help: "now, beginning, a duration back from now (1h, 30m, 2d) or an ISO-8601 time.") var from = "now"
     @Option(help: "table or json.") var format = Format.table
     @Option(help: "Only results with this status (ok or error).") var status: String?
     @Option(help: "Only results for this email.") var email: String?
     @Option(help: "Only results with this code.") var code: Int?
-    @Flag(help: "List accounts by JWT expiry, soonest first, and exit.") var expiring = false
+    @Flag(help: "List accounts whose JWT expires within --within (from the status topic); exit 1 if any.") var expiring = false
+    @Option(help: "With --expiring: the window, e.g. 12h, 7d, 30d.") var within = "7d"
     @Flag(help: "Exit once caught up with the end of the topic.") var exitAtEnd = false
     @Option(help: "Exit after this many matching results.") var limit: Int?
 
+    func validate() throws {
+        if !["now", "beginning"].contains(from), OperatorTime.instant(from) == nil {
+            throw ValidationError("--from must be now, beginning, a duration such as 1h or 2d, or an ISO-8601 time such as 2026-11-29T10:00:00Z")
+        }
+        if OperatorTime.duration(within) == nil { throw ValidationError("--within must be a duration such as 12h or 7d") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
     func run() async throws {
-        let kafkaSettings = kafka.connectionSettings()
+        let kafka = OperatorKafka(self.kafka)
+        let reader = kafka.reader()
+        defer { withExtendedLifetime(reader) {} }
+        if expiring {
+            let code = await listExpiring(reader)
+            await reader.close()
+            throw ExitCode(code)
+        }
+        do {
+            try await follow(reader, topic: kafka.settings.resultTopic)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            await reader.close()
+            throw fail("cannot read \(kafka.settings.resultTopic): \(error)")
+        }
+        await reader.close()
+    }
+
+    private func follow(_ reader: KafkaReader, topic: String) async throws {
+        let partitions = try await reader.partitions(of: topic)
+        let kept = try await reader.keptRanges(partitions)
+        var starts: [KafkaTopicPartition: Int64] = [:]
         var since: Date?
         switch from {
-        case "now", "beginning": break
+        case "now": starts = kept.mapValues(\.upperBound)
+        case "beginning": starts = kept.mapValues(\.lowerBound)
         default:
-            let formatter = ISO8601DateFormatter()
-            guard let date = formatter.date(from: from) else { throw ValidationError("--from must be now, beginning or an ISO-8601 time") }
-            since = date
+            let time = OperatorTime.instant(from)!
+            since = time
+            for (partition, start) in try await reader.startOffsets(since: time, kept: kept) {
+                starts[partition] = start.offset
+                let how = start.byTime ? "the first record at or after \(OperatorTime.format(time)) UTC" : "its start: the broker cannot look up by time"
+                printError("reading \(partition) from offset \(start.offset) (\(how))")
+            }
         }
+        var pending = Set(partitions.filter { starts[$0, default: 0] < kept[$0]!.upperBound })
+        if exitAtEnd && pending.isEmpty { return }
+        if format == .table { emit(ResultTable.header) }
+        try await reader.assign(starts.mapValues { Optional($0) })
         let filter = ResultFilter(status: status, email: email, code: code)
-
-        var logger = Logger(label: "account-worker-results")
-        logger.logLevel = .error
-        var configuration = KafkaConsumerConfiguration(
-            client: kafkaSettings.client,
-            groupID: "account-worker-results-\(UUID().uuidString.prefix(8))",
-            topics: [kafkaSettings.resultTopic]
-        )
-        configuration.autoOffsetReset = (from == "now" && !expiring) ? .latest : .earliest
-        configuration.reportEndOfPartition = true
-        let consumer: KafkaConsumer
-        do {
-            consumer = try KafkaConsumer(configuration: configuration, logger: logger)
-        } catch {
-            exitWithConfigurationError(ConfigurationError(kafka: error))
-        }
-
-        if format == .table && !expiring { print(ResultTable.header) }
-        var report = ExpiringReport()
         var shown = 0
-        var assigned: Set<KafkaTopicPartition> = []
-        var atEnd: Set<KafkaTopicPartition> = []
-        let stopAtEnd = exitAtEnd || expiring
-        loop: for try await event in consumer.events {
-            switch event {
-            case .partitionsAssigned(let partitions):
-                assigned.formUnion(partitions)
-            case .partitionsRevoked(let partitions, _):
-                assigned.subtract(partitions)
+        while true {
+            switch try await reader.next(timeout: .milliseconds(500)) {
+            case nil, .error:
+                continue
             case .endOfPartition(let partition, _):
-                atEnd.insert(partition)
-                if stopAtEnd, !assigned.isEmpty, assigned.isSubset(of: atEnd) { break loop }
+                pending.remove(partition)
             case .message(let message):
-                atEnd.remove(message.topicPartition)
-                if let since, let timestamp = message.timestampMilliseconds, Double(timestamp) / 1000 < since.timeIntervalSince1970 {
-                    continue
-                }
-                guard let result = ResultView.decode(message.value ?? []), filter.matches(result) else { continue }
-                if expiring {
-                    report.add(result)
-                    continue
-                }
-                print(format == .json ? String(decoding: message.value ?? [], as: UTF8.self) : ResultTable.row(result))
-                shown += 1
-                if let limit, shown >= limit { break loop }
-            }
-        }
-        if expiring {
-            if format == .table { print(ResultTable.header) }
-            for result in report.soonestFirst {
-                if format == .json {
-                    let line = try JSONEncoder().encode(["email": result.email ?? "", "jwtExpiresAt": result.jwtExpiresAt ?? ""])
-                    print(String(decoding: line, as: UTF8.self))
-                } else {
-                    print(ResultTable.row(result))
+                if message.offset + 1 >= kept[message.topicPartition]?.upperBound ?? .max { pending.remove(message.topicPartition) }
+                let early = since.map { time in message.timestampMilliseconds.map { Double($0) / 1000 < time.timeIntervalSince1970 } ?? false }
+                if early != true, let result = ResultView.decode(message.value ?? []), filter.matches(result) {
+                    emit(format == .json ? String(decoding: message.value ?? [], as: UTF8.self) : ResultTable.row(result))
+                    shown += 1
+                    if let limit, shown >= limit { return }
                 }
             }
+            if exitAtEnd && pending.isEmpty { return }
         }
-        await consumer.close()
+    }
+
+    /// 0: nothing expires within the window; 1: something does; 2: cannot tell.
+    private func listExpiring(_ reader: KafkaReader) async -> Int32 {
+        guard let topic = OperatorKafka.statusTopic else {
+            printError("account-worker: --expiring reads the account status topic, and STATUS_TOPIC is empty (disabled)")
+            return 2
+        }
+        let window = OperatorTime.duration(within)!
+        var report = AccountStatusReport()
+        do {
+            let partitions = try await reader.partitions(of: topic)
+            let kept = try await reader.keptRanges(partitions)
+            try await reader.read(kept) { message in report.add(key: message.key, value: message.value) }
+        } catch {
+            printError("account-worker: cannot read the account status topic \(topic): \(error)")
+            return 2
+        }
+        let now = Date()
+        let expiring = report.expiring(before: now.addingTimeInterval(window))
+        if format == .json {
+            for entry in expiring {
+                let object: [String: Any] = [
+                    "email": entry.status.email ?? entry.key, "jwtExpiresAt": ISO8601DateFormatter().string(from: entry.expiresAt),
+                    "expiresInSeconds": Int(entry.expiresAt.timeIntervalSince(now)), "commandId": entry.status.commandId ?? NSNull(),
+                ]
+                if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                    emit(String(decoding: data, as: UTF8.self))
+                }
+            }
+            return expiring.isEmpty ? 0 : 1
+        }
+        guard report.accounts > 0 else {
+            emit("the account status topic \(topic) is empty: no account is known, none expires")
+            return 0
+        }
+        if expiring.isEmpty {
+            let soonest = report.withExpiry.first.map { "; the soonest, \($0.status.email ?? $0.key), \(ResultTable.relative($0.expiresAt.timeIntervalSince(now)))" } ?? ""
+            emit("no JWT expires within \(within) (\(report.accounts) accounts known\(soonest))")
+            return 0
+        }
+        emit(ExpiringTable.header)
+        for entry in expiring { emit(ExpiringTable.row(entry, now: now)) }
+        let failing = report.failing > 0 ? "; \(report.failing) whose latest command failed have no known expiry" : ""
+        emit("\(expiring.count) of \(report.accounts) accounts expire within \(within)\(failing)")
+        return 1
     }
 }

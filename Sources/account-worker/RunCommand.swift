@@ -59,6 +59,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Command topic (env COMMAND_TOPIC).") var commandTopic: String?
     @Option(help: "Result topic (env RESULT_TOPIC).") var resultTopic: String?
     @Option(help: "Dead-letter topic, empty disables (env DLQ_TOPIC).") var dlqTopic: String?
+    @Option(help: "Compacted account status topic, empty disables (env STATUS_TOPIC).") var statusTopic: String?
+    @Option(help: "useapi calls per second for the whole group, 0 is off (env MAX_REQUESTS_PER_SECOND).")
+    var maxRequestsPerSecond: String?
     @Option(help: "useapi base URL (env USEAPI_BASE_URL).") var useapiBaseUrl: String?
     @Option(help: "File holding the useapi token (env USEAPI_TOKEN_FILE).") var useapiTokenFile: String?
     @Option(help: "Concurrent useapi calls (env MAX_IN_FLIGHT).") var maxInFlight: String?
@@ -77,7 +80,8 @@ struct RunCommand: AsyncParsableCommand {
         var environment = ProcessInfo.processInfo.environment
         let flags: [(String, String?)] = [
             ("KAFKA_GROUP_ID", groupId), ("COMMAND_TOPIC", commandTopic), ("RESULT_TOPIC", resultTopic),
-            ("DLQ_TOPIC", dlqTopic), ("USEAPI_BASE_URL", useapiBaseUrl), ("USEAPI_TOKEN_FILE", useapiTokenFile),
+            ("DLQ_TOPIC", dlqTopic), ("STATUS_TOPIC", statusTopic), ("MAX_REQUESTS_PER_SECOND", maxRequestsPerSecond),
+            ("USEAPI_BASE_URL", useapiBaseUrl), ("USEAPI_TOKEN_FILE", useapiTokenFile),
             ("MAX_IN_FLIGHT", maxInFlight), ("MAX_ATTEMPTS", maxAttempts), ("BREAKER_THRESHOLD", breakerThreshold),
             ("REQUEST_TIMEOUT_MS", requestTimeoutMs), ("SHUTDOWN_TIMEOUT_MS", shutdownTimeoutMs),
             ("MAX_COMMAND_BYTES", maxCommandBytes), ("MAX_BUFFERED_COMMANDS", maxBufferedCommands), ("HTTP_PORT", httpPort),

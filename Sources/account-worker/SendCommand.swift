@@ -35,14 +35,20 @@ struct SendCommand: AsyncParsableCommand {
         var commands: [CommandBuilder.Built] = []
         do {
             if jsonl {
+                var number = 0
                 while let line = readLine(strippingNewline: true) {
+                    number += 1
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-                    commands.append(try CommandBuilder.fromJSONLine(line, validate: !noValidate))
+                    do {
+                        commands.append(try CommandBuilder.fromJSONLine(line, validate: !noValidate))
+                    } catch {
+                        usageError("line \(number) of standard input: invalid command: \(error) (nothing was sent)")
+                    }
                 }
             } else {
-                guard let email else { throw ValidationError("give --email (or --jsonl)") }
+                guard let email else { usageError("give --email (or --jsonl)") }
                 guard let commandType = CommandType(rawValue: type) else {
-                    throw ValidationError("--type must be account.upsert or account.delete")
+                    usageError("--type must be account.upsert or account.delete")
                 }
                 var password: String?
                 if commandType == .upsert {
@@ -51,7 +57,7 @@ struct SendCommand: AsyncParsableCommand {
                     } else if passwordStdin {
                         password = readLine(strippingNewline: true)
                     } else {
-                        throw ValidationError("an upsert needs --password-file or --password-stdin")
+                        usageError("an upsert needs --password-file or --password-stdin")
                     }
                 }
                 commands.append(
@@ -66,7 +72,7 @@ struct SendCommand: AsyncParsableCommand {
                 )
             }
         } catch let invalid as CommandBuilder.Invalid {
-            throw ValidationError("invalid command: \(invalid)")
+            usageError("invalid command: \(invalid)")
         }
 
         var logger = Logger(label: "account-worker-send")
@@ -83,4 +89,13 @@ struct SendCommand: AsyncParsableCommand {
         }
         await producer.close()
     }
+}
+
+/// Reports a mistake in `send`'s input with `send`'s own usage, and exits 64
+/// (EX_USAGE, as for a bad flag).
+private func usageError(_ message: String) -> Never {
+    let help = AccountWorkerCommand.helpMessage(for: SendCommand.self)
+    let usage = help.components(separatedBy: "\n\n").first { $0.hasPrefix("USAGE:") } ?? "USAGE: account-worker send"
+    FileHandle.standardError.write(Data("Error: \(message)\n\n\(usage)\n\n  See 'account-worker send --help' for more information.\n".utf8))
+    exit(64)
 }

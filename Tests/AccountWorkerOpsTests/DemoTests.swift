@@ -1,4 +1,5 @@
 import AccountWorkerOps
+import Kafka
 import Foundation
 import Synchronization
 import Testing
@@ -23,6 +24,7 @@ struct DemoTests {
         let lines = output.lines.withLock { $0 }
         #expect(lines.contains { $0.hasPrefix("EMAIL") })
         #expect(lines.last == "summary: \(summary.text)")
+        #expect(lines.contains { $0.hasPrefix("expiring soon (JWT within 7d): none; the soonest, ") && $0.hasSuffix("expires in 29d") }, "\(lines.suffix(3))")
         #expect(lines.contains { $0.hasPrefix("flaky@example.com") && $0.contains(" 3 ") })
         #expect(!lines.joined().contains("demo-pass-1"))
     }
@@ -50,5 +52,55 @@ struct DemoTests {
         #expect(!errorRow.contains("\u{1B}") && !errorRow.contains("\n"))
         #expect(ResultTable.relative(3 * 3600) == "in 3h")
         #expect(ResultTable.relative(-5) == "expired")
+    }
+}
+
+@Suite("Operator tool pieces: times, the status report, dead letters")
+struct OperatorPieceTests {
+    @Test("durations and --from times")
+    func times() throws {
+        #expect(OperatorTime.duration("7d") == 604_800.0)
+        #expect(OperatorTime.duration("90s") == 90 && OperatorTime.duration("15m") == 900 && OperatorTime.duration("2h") == 7_200)
+        #expect(OperatorTime.duration("120") == 120)
+        for bad in ["", "d", "7x", "-1h", "1.5h", "99999999d"] { #expect(OperatorTime.duration(bad) == nil, "\(bad)") }
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(OperatorTime.instant("1h", now: now) == now.addingTimeInterval(-3_600))
+        #expect(OperatorTime.instant("2026-11-29T10:00:00Z")?.timeIntervalSince1970 == 1_795_946_400)
+        #expect(OperatorTime.instant("2026-11-29T10:00:00.500Z")?.timeIntervalSince1970 == 1_795_946_400.5)
+        #expect(OperatorTime.instant("yesterday") == nil)
+    }
+
+    @Test("the status report: latest record per key wins, a tombstone forgets, only ok accounts with a JWT expire")
+    func statusReport() throws {
+        var report = AccountStatusReport()
+        func add(_ key: String, _ json: String?) { report.add(key: Array(key.utf8), value: json.map { Array($0.utf8) }) }
+        add("a@x.io", #"{"email":"a@x.io","status":"ok","code":200,"jwt":{"exp":1000,"iat":1,"id":1}}"#)
+        add("a@x.io", #"{"email":"a@x.io","status":"ok","code":200,"jwt":{"exp":5000,"iat":1,"id":1}}"#)
+        add("b@x.io", #"{"email":"b@x.io","status":"ok","code":200,"jwtExpiresAt":"1970-01-01T00:33:20Z"}"#)
+        add("c@x.io", #"{"email":"c@x.io","status":"ok","code":200,"jwt":{"exp":10,"iat":1,"id":1}}"#)
+        add("c@x.io", nil)
+        add("d@x.io", #"{"email":"d@x.io","status":"error","code":596,"jwt":null}"#)
+        #expect(report.accounts == 3 && report.records == 6 && report.failing == 1)
+        #expect(report.withExpiry.map(\.key) == ["b@x.io", "a@x.io"])
+        #expect(report.expiring(before: Date(timeIntervalSince1970: 3_000)).map(\.key) == ["b@x.io"])
+    }
+
+    @Test("a replayed dead letter keeps key, value and headers, minus dlq-*, plus dlq-replayed-from; a truncated one is not replayable")
+    func deadLetterReplay() throws {
+        let headers = [
+            KafkaHeader(key: "traceparent", value: "00-x"), KafkaHeader(key: "dlq-source-topic", value: "cmd"),
+            KafkaHeader(key: "dlq-source-partition", value: "2"), KafkaHeader(key: "dlq-source-offset", value: "41"),
+            KafkaHeader(key: "dlq-reason", value: "not one JSON object"), KafkaHeader(key: "DLQ-Replayed-From", value: "old"),
+        ]
+        let letter = DeadLetter(KafkaMessage(topic: "dlq", partition: 0, offset: 5, key: Array("k".utf8), value: [1, 2], headers: headers))
+        #expect(letter.sourceTopic == "cmd" && letter.sourcePartition == 2 && letter.sourceOffset == 41 && !letter.isTruncated)
+        let record = try #require(letter.replay(to: "cmd", partition: 2))
+        #expect(record.topic == "cmd" && record.partition == 2 && record.key == Array("k".utf8) && record.value == [1, 2])
+        #expect(record.headers == [KafkaHeader(key: "traceparent", value: "00-x"), KafkaHeader(key: "dlq-replayed-from", value: "dlq/0/5")])
+        var truncated = letter.message
+        truncated.value = nil
+        truncated.headers.append(KafkaHeader(key: "dlq-truncated", value: "true"))
+        #expect(DeadLetter(truncated).replay(to: "cmd", partition: nil) == nil)
+        #expect(DeadLetterTable.row(DeadLetter(truncated)).hasSuffix("truncated"))
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import StrictJSON
 import Synchronization
+import TestSupport
 import Testing
 import UseAPISimulator
 

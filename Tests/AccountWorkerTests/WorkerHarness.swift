@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import StrictJSON
 import Synchronization
+import TestSupport
 import Testing
 import UseAPI
 import UseAPISimulator
@@ -37,31 +38,6 @@ struct Received: Sendable {
     var offset: Int? { json["source"]?["offset"]?.int }
 }
 
-/// Log lines captured from the worker, to check that no secret reaches them.
-final class LogCapture: Sendable {
-    let lines = Mutex<[String]>([])
-
-    func logger(label: String = "worker-test") -> Logger {
-        Logger(label: label) { _ in Handler(capture: self) }
-    }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .debug
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.lines.withLock { $0.append("\(event.level) \(event.message) \(merged)") }
-        }
-    }
-}
-
 /// A mock Kafka cluster, a useapi simulator, unique topics, a command
 /// producer and a reader of the result and dead-letter topics.
 final class WorkerHarness: Sendable {
@@ -71,6 +47,7 @@ final class WorkerHarness: Sendable {
     let commandTopic: String
     let resultTopic: String
     let dlqTopic: String
+    let statusTopic: String
     let group: String
     let producer: KafkaProducer
     let logs = LogCapture()
@@ -91,10 +68,12 @@ final class WorkerHarness: Sendable {
         commandTopic = "commands-\(suffix)"
         resultTopic = "results-\(suffix)"
         dlqTopic = "dlq-\(suffix)"
+        statusTopic = "status-\(suffix)"
         group = "workers-\(suffix)"
         try cluster.createTopic(commandTopic, partitions: partitions)
         try cluster.createTopic(resultTopic, partitions: 1)
         try cluster.createTopic(dlqTopic, partitions: 1)
+        try cluster.createTopic(statusTopic, partitions: 1)
 
         var configuration = UseAPISimulatorConfiguration(token: workerTestToken)
         configuration.faults = faults
@@ -107,7 +86,7 @@ final class WorkerHarness: Sendable {
         var readerConfiguration = KafkaConsumerConfiguration(
             client: Self.client(cluster),
             groupID: "reader-\(suffix)",
-            topics: [resultTopic, dlqTopic]
+            topics: [resultTopic, dlqTopic, statusTopic]
         )
         readerConfiguration.client.properties["fetch.wait.max.ms"] = "50"
         let reader = try KafkaConsumer(configuration: readerConfiguration, logger: quiet)
@@ -142,6 +121,7 @@ final class WorkerHarness: Sendable {
         settings.commandTopic = commandTopic
         settings.resultTopic = resultTopic
         settings.dlqTopic = dlqTopic
+        settings.statusTopic = statusTopic
         settings.useapiBaseURL = await simulator.baseURL()
         settings.requestTimeout = .seconds(3)
         settings.shutdownTimeout = .seconds(15)
@@ -170,10 +150,10 @@ final class WorkerHarness: Sendable {
         // HARNESS_KAFKA_LOGS=1 captures librdkafka's and the consumer's logs too, for debugging.
         let components = try WorkerComponents.make(
             settings: settings,
-            logger: logs.logger(),
-            kafkaLogger: kafkaLogs?.logger(label: "kafka-\(settings.workerID)")
+            logger: logs.logger(level: .debug),
+            kafkaLogger: kafkaLogs?.logger(label: "kafka-\(settings.workerID)", level: .debug)
                 ?? (ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil
-                    ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)")),
+                    ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)", level: .debug)),
             metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
         )
         let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))
@@ -201,6 +181,7 @@ final class WorkerHarness: Sendable {
     var all: [Received] { received.records.withLock { $0 } }
     var results: [Received] { all.filter { $0.topic == resultTopic } }
     var deadLetters: [Received] { all.filter { $0.topic == dlqTopic } }
+    var statusRecords: [Received] { all.filter { $0.topic == statusTopic } }
 
     /// Waits until results for `count` distinct command ids (or messages) arrived.
     @discardableResult

@@ -138,4 +138,37 @@ struct WorkerStateMachineTests {
         #expect(end.next == nil && end.buffered == 0, "an unstarted command ran during a drain")
         #expect(state.takeCommits(force: true) == [partition: 1], "the handed-back command was committed")
     }
+
+    @Test("a request rate paces calls one interval apart; 429s halve the concurrency limit, other answers raise it slowly")
+    func rateAndAIMD() throws {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 50, maxInFlight: 8)
+        state.assign([partition])
+        let (item, _) = accept(&state, 0, email: "a@x.io")
+        state.setRequestRate(10)
+        let (first, firstTicket) = state.permitCall(for: item, now: now)
+        #expect(first == .call(isProbe: false))
+        #expect(state.permitCall(for: item, now: now + .milliseconds(40)).0 == .wait(.milliseconds(60)))
+        let (second, secondTicket) = state.permitCall(for: item, now: now + .milliseconds(100))
+        #expect(second == .call(isProbe: false))
+        state.setRequestRate(nil)
+        _ = state.callEnded(ticket: try #require(firstTicket), email: "a@x.io", outage: false, wasProbe: false, rateLimited: true, now: now)
+        _ = state.callEnded(ticket: try #require(secondTicket), email: "a@x.io", outage: false, wasProbe: false, now: now)
+        #expect(state.concurrencyLimit == 4.25, "halved, then +1/4")
+        #expect(state.takeConcurrencyChange() == 4)
+        for _ in 0..<3 {
+            let (_, ticket) = state.permitCall(for: item, now: now + .seconds(1))
+            _ = state.callEnded(ticket: try #require(ticket), email: "a@x.io", outage: true, wasProbe: false, rateLimited: true, now: now)
+        }
+        #expect(state.concurrencyLimit == 1, "never below one call")
+        // One call runs: a second waits for the limit.
+        let (_, running) = state.permitCall(for: item, now: now + .seconds(2))
+        #expect(state.permitCall(for: item, now: now + .seconds(2)).0 == .wait(WorkerStateMachine.concurrencyRecheck))
+        _ = state.callEnded(ticket: try #require(running), email: "a@x.io", outage: false, wasProbe: false, now: now)
+        #expect(state.concurrencyLimit == 2, "+1/limit per answer")
+        for _ in 0..<40 {
+            let (_, ticket) = state.permitCall(for: item, now: now + .seconds(3))
+            _ = state.callEnded(ticket: try #require(ticket), email: "a@x.io", outage: false, wasProbe: false, now: now)
+        }
+        #expect(state.concurrencyLimit == 8, "never above MAX_IN_FLIGHT")
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 import UseAPI
 import UseAPISimulator
@@ -93,7 +94,7 @@ struct HostileAnswerTests {
 
     @Test("useapi echoing the password and token: both become *** in the error, its description and the logs")
     func echoedSecrets() async throws {
-        let logs = CapturedLogs()
+        let logs = LogCapture()
         let password = "Echo-Me-Passw0rd"
         var echo = SimulatedFault()
         echo.answer = SimulatedAnswer(

@@ -2,35 +2,11 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 import UseAPI
 import UseAPISimulator
 
 let testToken = "user:12345-AbCdEf0123456789"
-
-/// Collects log lines so tests can check that no secret reaches them.
-final class CapturedLogs: Sendable {
-    let lines = Mutex<[String]>([])
-
-    var logger: Logger {
-        Logger(label: "capture") { _ in CapturingHandler(logs: self) }
-    }
-
-    struct CapturingHandler: LogHandler {
-        let logs: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            logs.lines.withLock { $0.append("\(event.level) \(event.message) \(merged)") }
-        }
-    }
-}
 
 /// Runs a fresh simulator on a free port and a client pointed at it.
 func withSimulator(
@@ -39,7 +15,7 @@ func withSimulator(
     clientToken: String = testToken,
     requestTimeout: Duration = .seconds(5),
     maxResponseBytes: Int = 1 << 20,
-    logs: CapturedLogs = CapturedLogs(),
+    logs: LogCapture = LogCapture(),
     _ body: (UseAPISimulator, UseAPIClient) async throws -> Void
 ) async throws {
     var configuration = UseAPISimulatorConfiguration(token: testToken)
@@ -54,7 +30,7 @@ func withSimulator(
     clientConfiguration.version = "test"
     clientConfiguration.requestTimeout = requestTimeout
     clientConfiguration.maxResponseBytes = maxResponseBytes
-    let client = UseAPIClient(configuration: clientConfiguration, httpClient: httpClient, logger: logs.logger)
+    let client = UseAPIClient(configuration: clientConfiguration, httpClient: httpClient, logger: logs.logger())
     do {
         try await body(simulator, client)
     } catch {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 import UseAPI
 import UseAPISimulator
@@ -179,7 +180,7 @@ struct UseAPIClientTests {
 
     @Test("no password or token appears in an error description or a log line, even when useapi echoes them")
     func noSecrets() async throws {
-        let logs = CapturedLogs()
+        let logs = LogCapture()
         let password = "Sup3r-Secret-Passw0rd"
         var hang = SimulatedFault(emailPrefix: "hang")
         hang.hangRate = 1

@@ -5,7 +5,8 @@
 # Sets: $brokers, $port; exports USEAPI_TOKEN.
 #   start_local_stack LATENCY_MS LOG_LEVEL TOKEN
 start_local_stack() {
-  "$bin" dev-kafka --partitions 6 --bootstrap-file "$tmp/bootstrap" >/dev/null &
+  # $tmp/kafka-control: a named pipe for broker faults (see `account-worker dev-kafka --help`).
+  "$bin" dev-kafka --partitions 6 --bootstrap-file "$tmp/bootstrap" --control-fifo "$tmp/kafka-control" >/dev/null &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$tmp/bootstrap" ] && break; sleep 0.1; done
   brokers=$(cat "$tmp/bootstrap")

@@ -13,6 +13,9 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     /// a fetch request, close.
     private let wake = PollThreadWaker()
     private let blockingQueue = DispatchQueue(label: "kafka.consumer.blocking")
+    /// Lag queries block for up to their timeout: this consumer's own queue,
+    /// never Swift's cooperative pool, the poll thread or another consumer's queries.
+    let lagQueue = DispatchQueue(label: "kafka.consumer.lag")
     private let pollTimeoutMilliseconds: Int32
     /// `DispatchTime` uptime of the poll thread's last turn.
     let lastPollNanoseconds = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
@@ -286,7 +289,7 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     }
 
     func returnCredits(_ count: Int) {
-        guard state.withLock({ $0.returnCredits(count) }) else { return }
+        guard count > 0, state.withLock({ $0.returnCredits(count) }) else { return }
         wake.signal()
         rd_kafka_yield(handle.pointer)
     }
@@ -321,26 +324,6 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             return nil
         }
         if let failed { throw failed }
-    }
-
-    func lag() -> [KafkaTopicPartition: Int64] {
-        let assigned = state.withLock { $0.assignment }
-        guard !assigned.isEmpty else { return [:] }
-        let rk = handle.pointer
-        let entries = assigned.map { ($0, offset: Int64(RD_KAFKA_OFFSET_INVALID)) }
-        return withTopicPartitionList(entries) { list in
-            guard rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-            var result: [KafkaTopicPartition: Int64] = [:]
-            for (topicPartition, position, _) in topicPartitions(list) where position >= 0 {
-                var low: Int64 = -1
-                var high: Int64 = -1
-                let err = rd_kafka_get_watermark_offsets(rk, topicPartition.topic, topicPartition.partition, &low, &high)
-                if err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 {
-                    result[topicPartition] = max(0, high - position)
-                }
-            }
-            return result
-        }
     }
 
     func close() async {

@@ -59,21 +59,35 @@ final class RDKafkaProducerCore: RDKafkaEventDelegate, @unchecked Sendable {
 
     func send(_ message: KafkaProducerMessage) async throws(KafkaError) -> KafkaDeliveryReport {
         while true {
+            // Cancellation stops the wait for the delivery report (the record
+            // may still be delivered; its report is then ignored).
+            let sent = Mutex<UInt?>(nil)
             do {
-                return try await withCheckedThrowingContinuation { continuation in
-                    let id: UInt? = state.withLock { state in
-                        guard !state.stopped else { return nil }
-                        let id = state.nextID
-                        state.nextID += 1
-                        state.pending[id] = continuation
-                        return id
+                return try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        let id: UInt? = state.withLock { state in
+                            guard !state.stopped else { return nil }
+                            let id = state.nextID
+                            state.nextID += 1
+                            state.pending[id] = continuation
+                            return id
+                        }
+                        guard let id else {
+                            continuation.resume(throwing: KafkaError.closed("producer"))
+                            return
+                        }
+                        sent.withLock { $0 = id }
+                        if Task.isCancelled {
+                            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: KafkaError.cancelled)
+                            return
+                        }
+                        if let error = produce(message, id: id) {
+                            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
+                        }
                     }
-                    guard let id else {
-                        continuation.resume(throwing: KafkaError.closed("producer"))
-                        return
-                    }
-                    if let error = produce(message, id: id) {
-                        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
+                } onCancel: {
+                    if let id = sent.withLock({ $0 }) {
+                        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: KafkaError.cancelled)
                     }
                 }
             } catch let error as KafkaError where error.code == .queueFull {
