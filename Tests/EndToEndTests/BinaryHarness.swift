@@ -25,6 +25,15 @@ func workerBinary() -> URL {
         .appendingPathComponent(".build/debug/account-worker")
 }
 
+/// Starts `process`, one launch at a time in this test process: Foundation's
+/// `Process.run()` on Linux crashed (a memmove in its spawn setup) when tests
+/// running in parallel launched children at the same moment.
+func launch(_ process: Process) throws {
+    try processLaunches.withLock { _ in try process.run() }
+}
+
+private let processLaunches = Mutex(())
+
 /// A running `account-worker` child process with its output in a file.
 final class WorkerProcess: @unchecked Sendable {
     let process = Process()
@@ -43,7 +52,7 @@ final class WorkerProcess: @unchecked Sendable {
         process.standardError = output
         let stdin = Pipe()
         process.standardInput = stdin
-        try process.run()
+        try launch(process)
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
         try stdin.fileHandleForWriting.close()
     }
@@ -139,7 +148,7 @@ func kcat(_ arguments: [String], input: String? = nil, timeout: Duration = .seco
     process.standardOutput = stdout
     process.standardInput = stdin
     process.standardError = FileHandle.nullDevice
-    try process.run()
+    try launch(process)
     if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
     try stdin.fileHandleForWriting.close()
     let reader = Task.detached { stdout.fileHandleForReading.readDataToEndOfFile() }
