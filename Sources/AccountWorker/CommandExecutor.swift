@@ -92,8 +92,8 @@ struct CommandExecutor: Sendable {
                     "retrying useapi call",
                     metadata: [
                         "command.id": "\(command.id)", "retry.attempt": "\(counted)", "retry.delay_ms": "\(delay.milliseconds)",
-                        // Masked at the source (UseAPIClient): safe to log.
-                        "retry.reason": "\(failure)",
+                        // Masked at the source (UseAPIClient), and bounded: useapi's text may be 1 MiB.
+                        "retry.reason": "\(String(describing: failure).prefix(CommandResult.maxTextLength))",
                     ]
                 )
                 do {
