@@ -95,7 +95,7 @@ public struct WorkerSettings: Sendable {
     /// Reads the settings from environment variables.
     public static func parse(
         environment: [String: String],
-        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+        readFile: (String) throws -> String = WorkerSettings.readSecretFile
     ) throws(ConfigurationError) -> WorkerSettings {
         func value(_ name: String) -> String? {
             guard let raw = environment[name] else { return nil }
@@ -186,6 +186,25 @@ public struct WorkerSettings: Sendable {
         return settings
     }
 
+    /// The longest file a secret is read from: a token or password, never more.
+    public static let maxSecretFileBytes = 64 * 1024
+
+    /// Reads a secret (`USEAPI_TOKEN_FILE`, `KAFKA_CONFIG_<NAME>_FILE`, `send
+    /// --password-file`) as UTF-8, refusing a file over ``maxSecretFileBytes``
+    /// rather than reading whatever a wrong path points at.
+    public static func readSecretFile(_ path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw SecretFileError.unreadable }
+        defer { try? handle.close() }
+        let data = try handle.read(upToCount: maxSecretFileBytes + 1) ?? Data()
+        guard data.count <= maxSecretFileBytes else { throw SecretFileError.tooLarge }
+        guard let text = String(data: data, encoding: .utf8) else { throw SecretFileError.notUTF8 }
+        return text
+    }
+
+    enum SecretFileError: Error {
+        case unreadable, tooLarge, notUTF8
+    }
+
     /// `SECURITY_PROTOCOL` → `security.protocol`.
     static func kafkaPropertyName(_ suffix: Substring) -> String {
         suffix.lowercased().replacingOccurrences(of: "_", with: ".")
@@ -244,7 +263,7 @@ public struct KafkaConnectionSettings: Sendable {
     /// contract's guarantees rest on cannot be set.
     public static func parse(
         environment: [String: String],
-        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+        readFile: (String) throws -> String = WorkerSettings.readSecretFile
     ) throws(ConfigurationError) -> KafkaConnectionSettings {
         func topic(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
             guard let text = environment[name] else { return fallback }

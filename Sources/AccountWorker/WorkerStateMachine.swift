@@ -42,7 +42,7 @@ struct WorkerStateMachine {
     let maxInFlight: Int
     /// The whole limit last reported, and whether it changed since (for the gauge).
     private var reportedConcurrency: Int
-    var concurrencyChanged = false
+    private var concurrencyChanged = false
 
     init(maxBuffered: Int, breakerThreshold: Int, maxInFlight: Int = 1_024) {
         self.maxBuffered = max(1, maxBuffered)
@@ -354,10 +354,7 @@ struct WorkerStateMachine {
 
     // MARK: Reading
 
-    var chainCount: Int { chains.count }
-
     /// When the longest-running useapi call started, if any runs.
     var oldestCallStart: ContinuousClock.Instant? { callsInFlight.values.min() }
 
-    func inFlightCount(_ partition: KafkaTopicPartition) -> Int { tracker.inFlightCount(partition) }
 }

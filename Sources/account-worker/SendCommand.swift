@@ -53,7 +53,7 @@ struct SendCommand: AsyncParsableCommand {
                 var password: String?
                 if commandType == .upsert {
                     if let passwordFile {
-                        password = try String(contentsOfFile: passwordFile, encoding: .utf8).trimmingCharacters(in: .newlines)
+                        password = try WorkerSettings.readSecretFile(passwordFile).trimmingCharacters(in: .newlines)
                     } else if passwordStdin {
                         password = readLine(strippingNewline: true)
                     } else {

@@ -1,3 +1,4 @@
+import Foundation
 import AccountWorker
 import Testing
 
@@ -55,5 +56,24 @@ struct KafkaSettingsTests {
         ])
         #expect(settings.kafka.consumerProperties == ["session.timeout.ms": "6000", "security.protocol": "SASL_SSL"])
         #expect(settings.kafka.producerProperties == ["linger.ms": "5", "security.protocol": "SASL_SSL"])
+    }
+
+    @Test("a secret file over 64 KiB stops start-up naming the setting, for the token and for Kafka properties alike")
+    func oversizeSecretFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        try String(repeating: "s", count: WorkerSettings.maxSecretFileBytes + 1).write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (name, environment) in [
+            ("USEAPI_TOKEN_FILE", ["KAFKA_BROKERS": "k1:9092", "USEAPI_TOKEN_FILE": path]),
+            ("KAFKA_CONFIG_SASL_PASSWORD_FILE", minimal.merging(["KAFKA_CONFIG_SASL_PASSWORD_FILE": path]) { $1 }),
+        ] {
+            #expect {
+                _ = try WorkerSettings.parse(environment: environment)
+            } throws: { error in
+                (error as? ConfigurationError)?.setting == name
+            }
+        }
+        try "ok-secret\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try WorkerSettings.parse(environment: ["KAFKA_BROKERS": "k1:9092", "USEAPI_TOKEN_FILE": path]).useapiToken == "ok-secret")
     }
 }
