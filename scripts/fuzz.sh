@@ -28,7 +28,10 @@ run() { # name, extra libFuzzer flag, seed inputs...
     index=$((index + 1))
   done
   local log="$out/$name.log"
-  if (cd "$out/$name" && "../bin/$name" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 $flag corpus) > "$log" 2>&1; then
+  # -detect_leaks=0 must reach LeakSanitizer's check at exit too, not only libFuzzer's.
+  local leaks=1
+  [ "$flag" = "-detect_leaks=0" ] && leaks=0
+  if (cd "$out/$name" && ASAN_OPTIONS="detect_leaks=$leaks" "../bin/$name" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 $flag corpus) > "$log" 2>&1; then
     runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | grep -Eo '[0-9]+' || echo "?")
     echo "fuzz $name (libFuzzer): $runs executions in ${seconds} s, 0 crashes"
   else
