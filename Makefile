@@ -48,10 +48,13 @@ test: deps deploy-check
 	scripts/check-boundaries.sh
 	$(SWIFT) build
 	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
-	$(SWIFT) test --skip-build --disable-xctest --skip fuzz --skip '^UseAPITests\.'
+	$(SWIFT) test --skip-build --disable-xctest --skip fuzz --skip '^UseAPITests\.' --skip '^EndToEndTests\.'
 	# The HTTP client's tests measure sub-second deadlines: they run on their own,
 	# since beside the Kafka-heavy suites on 2 cores they were starved now and then.
 	$(SWIFT) test --skip-build --disable-xctest --skip fuzz --filter '^UseAPITests\.'
+	# The tests that spawn the binary and kcat run on their own too: Foundation's
+	# Process.run() crashed (memmove in its spawn setup) beside the in-process suites.
+	$(SWIFT) test --skip-build --disable-xctest --skip fuzz --filter '^EndToEndTests\.'
 	SWIFT="$(SWIFT)" scripts/check-metrics.sh
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) $(SWIFT) test --skip-build --disable-xctest --filter fuzz
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) scripts/fuzz.sh
