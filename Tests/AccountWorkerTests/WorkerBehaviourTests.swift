@@ -131,6 +131,12 @@ struct WorkerBehaviourTests {
         var down = SimulatedFault()
         down.serverErrorRate = 1
         let harness = try await WorkerHarness(faults: [down])
+        // All eight are waiting before the worker starts, so their first calls
+        // fail together: a command that arrived alone could use up its three
+        // attempts before three accounts had failed (on a loaded machine).
+        for index in 0..<8 {
+            try await harness.sendUpsert(id: "out-\(index)", email: "outage\(index)@x.io")
+        }
         let worker = try harness.startWorker(
             await harness.settings {
                 $0.maxAttempts = 3
@@ -139,9 +145,6 @@ struct WorkerBehaviourTests {
                 $0.retryMaxDelay = .milliseconds(50)
             }
         )
-        for index in 0..<8 {
-            try await harness.sendUpsert(id: "out-\(index)", email: "outage\(index)@x.io")
-        }
         // Without the breaker, 3 attempts with ≤50 ms waits end in errors long before this.
         try await harness.waitUntil("the circuit to open") {
             harness.logs.lines.withLock { $0.contains { $0.contains("circuit opened") } }
