@@ -13,14 +13,17 @@ import UseAPISimulator
 struct WorkerLifecycleTests {
     @Test("graceful shutdown mid-stream loses nothing and, when in-flight work finished, reports nothing twice")
     func gracefulShutdown() async throws {
+        // 40 calls of 250 ms, two at a time, take 5 s: far longer than the
+        // wait for the first results and the stop, even on a loaded machine
+        // (at 50 ms a slow CI run saw all 40 finish before the stop).
         var slow = SimulatedFault()
-        slow.latencyMs = 50
+        slow.latencyMs = 250
         let harness = try await WorkerHarness(partitions: 2, faults: [slow])
         let first = try harness.startWorker(await harness.settings(workerID: "first") { $0.maxInFlight = 2 })
         for index in 0..<40 {
             try await harness.sendUpsert(id: "g-\(index)", email: "g\(index % 10)@x.io", maxJobs: index / 10 + 1)
         }
-        try await harness.waitUntil("some results") { harness.results.count >= 5 }
+        try await harness.waitUntil("some results") { harness.results.count >= 3 }
         try await first.stop()
         let afterFirst = harness.results.count
         #expect(afterFirst < 40, "the first worker finished everything before the stop; the test proves nothing")
