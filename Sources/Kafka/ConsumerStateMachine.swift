@@ -30,15 +30,22 @@ struct ConsumerStateMachine {
 
     /// Records the application may still be handed (nil: unlimited).
     private(set) var credits: Int?
-    /// Out of credits: fetching stays paused until half of them are back, so
-    /// a trickle of returned credits does not pause and resume per record.
-    private var creditPaused = false
+    /// Out of credits for longer than `creditPauseDelay`: fetching stays
+    /// paused until half of them are back, so a trickle of returned credits
+    /// does not pause and resume per record.
+    private(set) var creditPaused = false
     private let resumeCredits: Int
+    /// Uptime (ns) at which the poll thread found the credits used up; nil
+    /// while some are left.
+    private var exhaustedSince: UInt64?
+    private let creditPauseDelayNanoseconds: UInt64
 
-    init(bufferLimit: Int, credits: Int? = nil) {
+    init(bufferLimit: Int, credits: Int? = nil, creditPauseDelay: Duration = .seconds(1)) {
         self.bufferLimit = max(1, bufferLimit)
         self.credits = credits.map { max(1, $0) }
         self.resumeCredits = max(1, (credits ?? 2) / 2)
+        let (nanoseconds, overflow) = UInt64(clamping: max(0, creditPauseDelay.milliseconds)).multipliedReportingOverflow(by: 1_000_000)
+        self.creditPauseDelayNanoseconds = overflow ? .max : nanoseconds
     }
 
     /// Whether fetching must pause: asked by the application, or out of credits.
@@ -50,24 +57,51 @@ struct ConsumerStateMachine {
     /// thread must act (fetching may resume).
     mutating func returnCredits(_ count: Int) -> Bool {
         guard let current = credits, count > 0 else { return false }
-        credits = current + count
-        guard creditPaused, credits! >= resumeCredits else { return false }
-        creditPaused = false
-        return effectivePaused != appliedPaused && phase == .running
+        let updated = current.addingReportingOverflow(count)
+        credits = updated.overflow ? Int.max : updated.partialValue
+        guard phase == .running else { return false }
+        if creditPaused {
+            guard credits! >= resumeCredits else { return false }
+            creditPaused = false
+            exhaustedSince = nil
+            return effectivePaused != appliedPaused
+        }
+        // The poll thread may be waiting for this first credit.
+        guard current <= 0, credits! > 0 else { return false }
+        exhaustedSince = nil
+        return true
     }
 
     // MARK: Poll thread
 
-    enum PollAction {
+    enum PollAction: Equatable {
         case poll
         case waitForRoom
+        /// Out of credits: wait at most this long for one to come back.
+        case waitForCredits(nanoseconds: UInt64)
+        /// The fetch state to apply changed: reconcile before polling.
+        case reconcile
         case close
     }
 
-    func nextPollAction() -> PollAction {
+    /// What the poll thread does next; `now` is its uptime in nanoseconds.
+    mutating func nextPollAction(now: UInt64) -> PollAction {
         switch phase {
-        case .running: buffer.count >= bufferLimit ? .waitForRoom : .poll
-        case .closing, .closed: .close
+        case .running:
+            if buffer.count >= bufferLimit { return .waitForRoom }
+            guard let credits, credits <= 0, !creditPaused else { return .poll }
+            // Not polling keeps librdkafka's prefetch queue as it is (bounded
+            // by queued.min.messages); only a long wait pauses fetching.
+            let since = exhaustedSince ?? now
+            exhaustedSince = since
+            let waited = now >= since ? now - since : 0
+            guard waited >= creditPauseDelayNanoseconds else {
+                return .waitForCredits(nanoseconds: min(creditPauseDelayNanoseconds - waited, 100_000_000))
+            }
+            creditPaused = true
+            return .reconcile
+        case .closing, .closed:
+            return .close
         }
     }
 
@@ -85,7 +119,6 @@ struct ConsumerStateMachine {
             // Spends a credit; one racing the pause may overdraw by a record.
             if let current = credits {
                 credits = current - 1
-                if current - 1 <= 0 { creditPaused = true }
             }
         case .endOfPartition:
             break

@@ -56,9 +56,17 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var eventBufferSize: Int = 1024
     /// At most this many records delivered and not yet given back with
     /// ``KafkaConsumer/returnCredits(_:)``: when none is left, the poll thread
-    /// pauses fetching (and keeps serving the group) until some come back.
-    /// nil: no limit.
+    /// stops handing out records until one comes back; if none comes back
+    /// within ``creditPauseDelay`` it pauses fetching (and keeps serving the
+    /// group) until half of them are back. nil: no limit.
     public var messageCredits: Int?
+    /// How long the poll thread waits, out of credits, before it pauses
+    /// fetching. Pausing purges librdkafka's prefetch queue and costs a
+    /// refetch on resume (about a second with librdkafka 2.0.2, whose broker
+    /// thread notices a resume only on its next wake-up), so a buffer that
+    /// drains continuously never pauses; one stuck for longer does, so that
+    /// the poll loop keeps serving rebalances within `max.poll.interval.ms`.
+    public var creditPauseDelay: Duration = .seconds(1)
     /// Deliver ``KafkaConsumerEvent/endOfPartition(_:offset:)`` events, for
     /// tools that read a topic up to its end and stop.
     public var reportEndOfPartition = false

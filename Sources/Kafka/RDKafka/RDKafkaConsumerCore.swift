@@ -26,7 +26,13 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
         self.logger = logger
         self.pollTimeoutMilliseconds = Int32(clamping: configuration.pollTimeout.milliseconds)
-        self.state = Mutex(ConsumerStateMachine(bufferLimit: configuration.eventBufferSize, credits: configuration.messageCredits))
+        self.state = Mutex(
+            ConsumerStateMachine(
+                bufferLimit: configuration.eventBufferSize,
+                credits: configuration.messageCredits,
+                creditPauseDelay: configuration.creditPauseDelay
+            )
+        )
         self.handle = try RDKafkaHandle(
             type: RD_KAFKA_CONSUMER,
             properties: configuration.rdKafkaProperties,
@@ -61,11 +67,15 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
             if let change = state.withLock({ $0.fetchReconciliation() }) {
                 applyFetching(paused: change.paused, to: change.partitions)
             }
-            switch state.withLock({ $0.nextPollAction() }) {
+            switch state.withLock({ $0.nextPollAction(now: DispatchTime.now().uptimeNanoseconds) }) {
             case .close:
                 break loop
             case .waitForRoom:
                 _ = wake.wait(timeout: .now() + .milliseconds(100))
+            case .waitForCredits(let nanoseconds):
+                _ = wake.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds)))
+            case .reconcile:
+                continue
             case .poll:
                 guard let message = rd_kafka_consumer_poll(rk, pollTimeoutMilliseconds) else { continue }
                 handlePolled(message)
