@@ -81,7 +81,7 @@ demo: deps
 # scripts/bench-worker.sh (one throughput run with chosen settings) still run
 # on their own.
 bench: deps
-	flock /tmp/swift-build.lock $(SWIFT) build -c release --product account-worker
+	flock /tmp/swift-build.lock $(SWIFT) build -c release --product account-worker --static-swift-stdlib
 	python3 scripts/bench.py
 
 clean:

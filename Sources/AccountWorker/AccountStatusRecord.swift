@@ -1,4 +1,4 @@
-import Foundation
+import StrictJSON
 
 /// A record of the compacted account status topic (contract section
 /// "Account status topic"): keyed by email, the latest state of the account
@@ -53,8 +53,25 @@ extension CommandResult {
             updatedAt: processedAt,
             error: status == .error ? (error.map { Self.cut($0) } ?? "HTTP \(code)") : nil
         )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (key, (try? encoder.encode(record)).map { Array($0) } ?? [])
+        return (key, record.jsonBytes)
+    }
+}
+
+extension AccountStatusRecord {
+    /// The bytes ``encode(to:)`` gives with `JSONEncoder` (`.sortedKeys`,
+    /// `.withoutEscapingSlashes`), written directly (a test holds the two
+    /// equal). Members in key order.
+    var jsonBytes: [UInt8] {
+        var json = JSONObjectWriter(reservingCapacity: 384)
+        json.write("code", integer: Int64(code))
+        json.write("commandId", string: commandId)
+        json.write("email", string: email)
+        json.write("error", string: error)
+        json.writeJWT(jwt)
+        json.write("jwtExpiresAt", string: jwtExpiresAt)
+        json.write("maxJobs", integer: maxJobs.map(Int64.init))
+        json.write("status", string: status.rawValue)
+        json.write("updatedAt", string: updatedAt)
+        return json.finish()
     }
 }

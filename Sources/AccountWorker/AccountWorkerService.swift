@@ -180,6 +180,7 @@ public final class AccountWorkerService: Service, Sendable {
                 group.addTask { await self.commitPeriodically() }
                 group.addTask { await self.reportLagPeriodically() }
                 group.addTask { await self.watchForFatalErrors() }
+                group.addTask { await self.prepareOutputTopics() }
                 for await _ in stopRequests {}
                 shuttingDown.store(true, ordering: .relaxed)
                 if !Task.isCancelled && !failedFatally.load(ordering: .relaxed) {
@@ -196,6 +197,20 @@ public final class AccountWorkerService: Service, Sendable {
             throw error
         }
         logger.info("account worker stopped")
+    }
+
+    /// Looks up the output topics while the group forms: the first results
+    /// then do not wait for metadata (about a second per new topic), and an
+    /// operator learns at start-up that a topic is missing or not allowed.
+    private func prepareOutputTopics() async {
+        for topic in [settings.resultTopic, settings.statusTopic, settings.dlqTopic].compactMap({ $0 }) {
+            if await producer.partitionCount(of: topic) == nil, !Task.isCancelled {
+                logger.warning(
+                    "output topic has no metadata yet: it may not exist or not be allowed; results wait until it is",
+                    metadata: ["kafka.topic": "\(topic)"]
+                )
+            }
+        }
     }
 
     // MARK: Consuming
@@ -276,8 +291,11 @@ public final class AccountWorkerService: Service, Sendable {
             result = .executed(execution, command: command, item: item, worker: settings.workerID, token: settings.useapiToken)
         }
         result.durationMs = (ContinuousClock.now - item.receivedAt).milliseconds
-        guard await publisher.publishResult(result, item: item) else { return false }
-        guard await publisher.publishStatus(result) else { return false }
+        // Both records in flight at once: one wait for the brokers, not two.
+        // The account's next command starts only after both are acknowledged.
+        async let statusPublished = publisher.publishStatus(result)
+        let resultPublished = await publisher.publishResult(result, item: item)
+        guard await statusPublished, resultPublished else { return false }
         metrics.result(status: result.status, code: result.code, type: result.type, stage: result.stage).increment()
         logProcessed(result, item: item)
         return true

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import StrictJSON
 import UseAPI
 
 /// One result event, exactly the contract's fields. It never holds the
@@ -137,11 +138,43 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         return cut
     }
 
+    /// The result's JSON: the bytes ``encode(to:)`` gives with `JSONEncoder`
+    /// (`.sortedKeys`, `.withoutEscapingSlashes`), written directly, at a
+    /// fraction of the CPU (a test holds the two equal). Members in key order.
+    public var jsonBytes: [UInt8] {
+        var json = JSONObjectWriter()
+        json.write("attempts", integer: Int64(attempts))
+        json.write("code", integer: Int64(code))
+        json.write("commandId", string: commandId)
+        json.write("durationMs", integer: durationMs)
+        json.write("email", string: email)
+        if status == .error {
+            json.write("error", string: Self.cut(error ?? "HTTP \(code)"))
+            json.write("errorDetails", string: errorDetails.map { Self.cut($0) })
+        }
+        if status == .ok, type == .upsert {
+            json.writeJWT(jwt)
+            json.write("jwtExpiresAt", string: jwtExpiresAt)
+            json.write("maxJobs", integer: maxJobs.map(Int64.init))
+        }
+        json.write("processedAt", string: processedAt)
+        json.write("source") { source in
+            source.write("offset", integer: self.source.offset)
+            source.write("partition", integer: Int64(self.source.partition))
+            source.write("topic", string: self.source.topic)
+        }
+        if status == .error {
+            json.write("stage", string: (stage ?? .api).rawValue)
+        }
+        json.write("status", string: status.rawValue)
+        json.write("type", string: type.rawValue)
+        json.write("worker", string: worker)
+        return json.finish()
+    }
+
     /// The record to publish: keyed by email, with the contract's headers.
     public func producerMessage(topic: String, fallbackKey: [UInt8]?, traceparent: String?) -> KafkaProducerMessage {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let value = (try? encoder.encode(self)).map { Array($0) } ?? []
+        let value = jsonBytes
         var headers: [KafkaHeader] = []
         if let commandId { headers.append(KafkaHeader(key: "command-id", value: commandId)) }
         headers.append(KafkaHeader(key: "content-type", value: "application/json"))
@@ -156,5 +189,23 @@ public struct CommandResult: Sendable, Encodable, Equatable {
 
     static func iso8601(_ date: Date) -> String {
         iso8601Style.format(date)
+    }
+}
+
+extension JSONObjectWriter {
+    /// The `jwt` member: `{"exp","iat","id"}` (`id` null when useapi sent
+    /// none), or null.
+    mutating func writeJWT(_ jwt: CommandResult.JWTInfo?) {
+        guard let jwt else { return writeNull("jwt") }
+        write("jwt") { object in
+            object.write("exp", number: jwt.exp)
+            object.write("iat", number: jwt.iat)
+            switch jwt.id {
+            case .int(let value)?: object.write("id", integer: value)
+            case .double(let value)?: object.write("id", number: value)
+            case .string(let value)?: object.write("id", string: value)
+            case nil: object.writeNull("id")
+            }
+        }
     }
 }

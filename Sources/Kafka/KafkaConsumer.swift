@@ -66,7 +66,7 @@ public final class KafkaConsumer: Sendable {
     /// How many partitions `topic` has, from the brokers' metadata; nil when
     /// the brokers do not answer within `timeout`.
     public func partitionCount(of topic: String, timeout: Duration = .seconds(5)) async -> Int? {
-        await core.partitionCount(of: topic, timeout: timeout)
+        await core.handle.partitionCount(of: topic, timeout: timeout)
     }
 
     /// Gives back credits for records the application no longer holds

@@ -64,6 +64,15 @@ public final class KafkaProducer: Sendable {
         try await core.send(KafkaProducerMessage(topic: topic, key: key, value: value, headers: headers))
     }
 
+    /// The number of partitions of `topic` from the brokers' metadata, or nil
+    /// when it cannot be had within `timeout` (no such topic, not allowed,
+    /// brokers unreachable). Asking before the first record also primes the
+    /// producer's metadata cache, so that first record does not wait for a lookup
+    /// (and a broker that auto-creates topics creates it now).
+    public func partitionCount(of topic: String, timeout: Duration = .seconds(5)) async -> Int? {
+        await core.handle.partitionCount(of: topic, timeout: timeout)
+    }
+
     /// Waits until every queued record is delivered or failed, up to `timeout`.
     public func flush(timeout: Duration) async throws(KafkaError) {
         try await core.flush(timeout: timeout)

@@ -1,9 +1,9 @@
 internal import CRdKafka
 import Dispatch
 
-private let metadataQueue = DispatchQueue(label: "kafka.consumer.metadata")
+private let metadataQueue = DispatchQueue(label: "kafka.metadata")
 
-extension RDKafkaConsumerCore {
+extension RDKafkaHandle {
     /// The number of partitions of `topic` from the brokers' metadata, or nil
     /// when it cannot be had within `timeout`. Blocks a dedicated queue, never
     /// the caller's thread.
@@ -11,8 +11,8 @@ extension RDKafkaConsumerCore {
         let milliseconds = Int32(clamping: timeout.milliseconds)
         return await withCheckedContinuation { continuation in
             // A queue of its own: the global queues also run Swift's tasks on Linux.
-            metadataQueue.async { [handle] in
-                let rk = handle.pointer
+            metadataQueue.async { [self] in
+                let rk = pointer
                 guard let rkt = rd_kafka_topic_new(rk, topic, nil) else {
                     continuation.resume(returning: nil)
                     return
