@@ -77,9 +77,7 @@ demo: deps
 # half load, scale-out (scripts/bench.py; --only picks scenarios). Figures,
 # not assertions: it fails only when something is broken. The flock keeps two
 # builds of the same tree (another session, an editor) from running at once.
-# scripts/bench-simulator.sh (the simulator alone, with wrk) and
-# scripts/bench-worker.sh (one throughput run with chosen settings) still run
-# on their own.
+# scripts/bench-simulator.sh (the simulator alone, with wrk) runs on its own.
 bench: deps
 	flock /tmp/swift-build.lock $(SWIFT) build -c release --product account-worker --static-swift-stdlib
 	python3 scripts/bench.py

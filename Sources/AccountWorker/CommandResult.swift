@@ -183,12 +183,8 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         return KafkaProducerMessage(topic: topic, key: email.map { Array($0.utf8) } ?? fallbackKey, value: value, headers: headers)
     }
 
-    /// A value-type format style: shared safely, unlike a formatter object,
-    /// and built once rather than per result and per log line.
-    private static let iso8601Style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
     static func iso8601(_ date: Date) -> String {
-        iso8601Style.format(date)
+        UTCTimestamp.string(from: date)
     }
 }
 
