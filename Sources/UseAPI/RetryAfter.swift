@@ -18,8 +18,11 @@ public enum RetryAfter {
         if trimmed.utf8.allSatisfy(isNumeral) {
             return Double(trimmed).flatMap(duration(seconds:))
         }
-        // The three HTTP-date forms are 24 to 33 characters long.
-        guard (20...40).contains(trimmed.utf8.count) else { return nil }
+        // The three HTTP-date forms are 24 to 33 characters long, all
+        // printable ASCII; Foundation's DateFormatter traps on some other
+        // bytes ("Incorrect range CFRange"; libFuzzer found
+        // "Su\u{7F1}\u{409}  7 0:49:37 15"), so nothing else reaches it.
+        guard (20...40).contains(trimmed.utf8.count), trimmed.utf8.allSatisfy(isPrintableASCII) else { return nil }
         let date = httpDateFormatters.withLock { formatters in
             formatters.lazy.compactMap { $0.date(from: trimmed) }.first
         }
@@ -46,12 +49,18 @@ public enum RetryAfter {
         if trimmed.hasPrefix("P") {
             return parseISODuration(trimmed)
         }
+        // ISO-8601 timestamps are printable ASCII; nothing else reaches the formatter.
+        guard trimmed.utf8.allSatisfy(isPrintableASCII) else { return nil }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: trimmed) { return until(date, now: now) }
         formatter.formatOptions = [.withInternetDateTime]
         if let date = formatter.date(from: trimmed) { return until(date, now: now) }
         return nil
+    }
+
+    private static func isPrintableASCII(_ byte: UInt8) -> Bool {
+        (0x20...0x7E).contains(byte)
     }
 
     /// A wait of `seconds`, clamped to ``maximum`` (+infinity included); nil

@@ -24,6 +24,16 @@ struct ResponseParsingTests {
         #expect(RetryAfter.parseHeader("Wed, 21 Oct 2015 07:28:00 GMT", now: now) == .zero)
     }
 
+    @Test("a date hint with bytes outside printable ASCII is ignored, never handed to DateFormatter (which trapped on it)")
+    func nonASCIIDates() {
+        // libFuzzer's crash input: DateFormatter stopped the process with "Incorrect range CFRange".
+        let crash = String(decoding: [0x53, 0x75, 0xDF, 0xB1, 0x90, 0x89, 0x20, 0x20, 0x37, 0x20, 0x30, 0x3A, 0x34, 0x39, 0x3A, 0x33, 0x37, 0x20, 0x31, 0x35] as [UInt8], as: UTF8.self)
+        #expect(RetryAfter.parseHeader(crash, now: now) == nil)
+        #expect(RetryAfter.parseHeader("Wed, 21 Oct 2015 07:28:00 GMT\u{7F}", now: now) == nil)
+        #expect(RetryAfter.parseISO8601("2024-11-22T09:10:28Z\u{300}", now: now) == nil)
+        #expect(RetryAfter.parseISO8601(crash, now: now) == nil)
+    }
+
     @Test("retryAfter in the body: an ISO-8601 timestamp or duration")
     func retryAfterBody() {
         #expect(RetryAfter.parseISO8601("2024-11-22T09:10:28Z", now: now) == .seconds(30))
