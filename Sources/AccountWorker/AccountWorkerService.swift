@@ -169,6 +169,9 @@ public final class AccountWorkerService: Service, Sendable {
             "account worker starting",
             metadata: settings.redactedSummary.mapValues { .string($0) }.merging(["worker.version": "\(accountWorkerVersion)"]) { $1 }
         )
+        // Not in the task group: a lookup blocks its queue for up to 5 s and
+        // cannot be cancelled, and a stop must not wait for it.
+        Task { await self.prepareOutputTopics() }
         let (stopRequests, requestStop) = AsyncStream<Void>.makeStream()
         stopRequest.withLock { $0 = requestStop }
         await withGracefulShutdownHandler {
@@ -180,7 +183,6 @@ public final class AccountWorkerService: Service, Sendable {
                 group.addTask { await self.commitPeriodically() }
                 group.addTask { await self.reportLagPeriodically() }
                 group.addTask { await self.watchForFatalErrors() }
-                group.addTask { await self.prepareOutputTopics() }
                 for await _ in stopRequests {}
                 shuttingDown.store(true, ordering: .relaxed)
                 if !Task.isCancelled && !failedFatally.load(ordering: .relaxed) {
@@ -204,7 +206,8 @@ public final class AccountWorkerService: Service, Sendable {
     /// operator learns at start-up that a topic is missing or not allowed.
     private func prepareOutputTopics() async {
         for topic in [settings.resultTopic, settings.statusTopic, settings.dlqTopic].compactMap({ $0 }) {
-            if await producer.partitionCount(of: topic) == nil, !Task.isCancelled {
+            if shuttingDown.load(ordering: .relaxed) { return }
+            if await producer.partitionCount(of: topic) == nil, !shuttingDown.load(ordering: .relaxed) {
                 logger.warning(
                     "output topic has no metadata yet: it may not exist or not be allowed; results wait until it is",
                     metadata: ["kafka.topic": "\(topic)"]

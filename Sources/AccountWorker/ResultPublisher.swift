@@ -100,8 +100,8 @@ final class ResultPublisher: Sendable {
         }
     }
 
-    /// Publishes the account's new state to the status topic, after its
-    /// result and in the same per-account order (the chain waits for it).
+    /// Publishes the account's new state to the status topic, alongside its
+    /// result and in the same per-account order (the chain waits for both).
     /// True when acknowledged, or when there is nothing to publish.
     func publishStatus(_ result: CommandResult) async -> Bool {
         guard let statusTopic, let record = result.statusRecord else { return true }

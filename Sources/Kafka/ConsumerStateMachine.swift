@@ -48,7 +48,8 @@ struct ConsumerStateMachine {
         self.creditPauseDelayNanoseconds = overflow ? .max : nanoseconds
     }
 
-    /// Whether fetching must pause: asked by the application, or out of credits.
+    /// Whether fetching must pause: asked by the application, or out of
+    /// credits for longer than the credit pause delay.
     private var effectivePaused: Bool {
         desiredPaused || creditPaused
     }
@@ -116,7 +117,8 @@ struct ConsumerStateMachine {
         case .partitionsRevoked:
             revocationPending = true
         case .message:
-            // Spends a credit; one racing the pause may overdraw by a record.
+            // Spends a credit. The poll thread polls only with credits left or
+            // fetching paused, so only a record racing a pause overdraws.
             if let current = credits {
                 credits = current - 1
             }

@@ -9,8 +9,8 @@ final class RDKafkaConsumerCore: RDKafkaEventDelegate, @unchecked Sendable {
     let handle: RDKafkaHandle
     let logger: Logger
     let state: Mutex<ConsumerStateMachine>
-    /// Wakes the poll thread: room in the buffer, a revocation acknowledged,
-    /// a fetch request, close.
+    /// Wakes the poll thread: room in the buffer, a credit back, a revocation
+    /// acknowledged, a fetch request, close.
     private let wake = PollThreadWaker()
     private let blockingQueue = DispatchQueue(label: "kafka.consumer.blocking")
     /// Lag queries block for up to their timeout: this consumer's own queue,
@@ -387,8 +387,9 @@ final class PollThreadWaker: Sendable {
 
     /// At the start of a poll-thread turn: forget wake-ups already seen.
     func reset() {
-        pending.store(false, ordering: .releasing)
+        // Drain first: a signal between the two steps then stays counted.
         while semaphore.wait(timeout: .now()) == .success {}
+        pending.store(false, ordering: .releasing)
     }
 
     /// Sleeps until signalled or `timeout`; a signal racing the return is

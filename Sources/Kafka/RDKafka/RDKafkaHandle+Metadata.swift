@@ -1,8 +1,6 @@
 internal import CRdKafka
 import Dispatch
 
-private let metadataQueue = DispatchQueue(label: "kafka.metadata")
-
 extension RDKafkaHandle {
     /// The number of partitions of `topic` from the brokers' metadata, or nil
     /// when it cannot be had within `timeout`. Blocks a dedicated queue, never
@@ -10,7 +8,6 @@ extension RDKafkaHandle {
     func partitionCount(of topic: String, timeout: Duration) async -> Int? {
         let milliseconds = Int32(clamping: timeout.milliseconds)
         return await withCheckedContinuation { continuation in
-            // A queue of its own: the global queues also run Swift's tasks on Linux.
             metadataQueue.async { [self] in
                 let rk = pointer
                 guard let rkt = rd_kafka_topic_new(rk, topic, nil) else {

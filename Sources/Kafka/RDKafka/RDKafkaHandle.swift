@@ -55,6 +55,10 @@ struct HandOff: @unchecked Sendable {
 final class RDKafkaHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     let context: RDKafkaCallbackContext
+    /// Metadata lookups block for up to their timeout: each client's own
+    /// queue, so one client's lookups never wait behind another's, and never
+    /// Swift's cooperative pool (the global queues also run Swift's tasks on Linux).
+    let metadataQueue = DispatchQueue(label: "kafka.metadata")
 
     /// Creates a librdkafka instance. Every property is validated by
     /// librdkafka; the first invalid one is reported by name, never by value.
