@@ -46,7 +46,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var client: KafkaClientConfiguration
     public var groupID: String
     public var topics: [String]
-    public var assignmentStrategy: KafkaAssignmentStrategy = .cooperativeSticky
+    /// Eager (`range`) by default: librdkafka 2.0.2 (Debian's) aborts the
+    /// process in `rd_kafka_sticky_assignor_state_destroy` ("Assertion
+    /// `assignor_state' failed") when some cooperative-sticky consumers are
+    /// destroyed, as a `make test` run hit, and drops a whole cooperative
+    /// assignment when a commit races a generation bump (librdkafka#4059).
+    public var assignmentStrategy: KafkaAssignmentStrategy = .range
     public var autoOffsetReset: KafkaAutoOffsetReset = .earliest
     public var sessionTimeout: Duration = .seconds(45)
     public var heartbeatInterval: Duration = .seconds(3)
