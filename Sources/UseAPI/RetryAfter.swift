@@ -18,29 +18,10 @@ public enum RetryAfter {
         if trimmed.utf8.allSatisfy(isNumeral) {
             return Double(trimmed).flatMap(duration(seconds:))
         }
-        // The three HTTP-date forms are 24 to 33 characters long, all
-        // printable ASCII; Foundation's DateFormatter traps on some other
-        // bytes ("Incorrect range CFRange"; libFuzzer found
-        // "Su\u{7F1}\u{409}  7 0:49:37 15"), so nothing else reaches it.
-        guard (20...40).contains(trimmed.utf8.count), trimmed.utf8.allSatisfy(isPrintableASCII) else { return nil }
-        let date = httpDateFormatters.withLock { formatters in
-            formatters.lazy.compactMap { $0.date(from: trimmed) }.first
-        }
-        return date.flatMap { until($0, now: now) }
+        // The three HTTP-date forms are 24 to 33 characters long.
+        guard (20...40).contains(trimmed.utf8.count), let seconds = HintDate.http(trimmed) else { return nil }
+        return until(Date(timeIntervalSince1970: seconds), now: now)
     }
-
-    /// IMF-fixdate, RFC 850 and asctime, built once (building a formatter
-    /// costs far more than parsing with it); used under the lock since a
-    /// `DateFormatter` is not `Sendable`.
-    private static let httpDateFormatters = Mutex(
-        ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"].map { format in
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = format
-            return formatter
-        }
-    )
 
     /// A body `retryAfter`: an ISO-8601 timestamp, or an ISO-8601 duration such as `PT30S`.
     public static func parseISO8601(_ value: String, now: Date = Date()) -> Duration? {
@@ -49,18 +30,8 @@ public enum RetryAfter {
         if trimmed.hasPrefix("P") {
             return parseISODuration(trimmed)
         }
-        // ISO-8601 timestamps are printable ASCII; nothing else reaches the formatter.
-        guard trimmed.utf8.allSatisfy(isPrintableASCII) else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: trimmed) { return until(date, now: now) }
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: trimmed) { return until(date, now: now) }
-        return nil
-    }
-
-    private static func isPrintableASCII(_ byte: UInt8) -> Bool {
-        (0x20...0x7E).contains(byte)
+        guard let seconds = HintDate.iso8601(trimmed) else { return nil }
+        return until(Date(timeIntervalSince1970: seconds), now: now)
     }
 
     /// A wait of `seconds`, clamped to ``maximum`` (+infinity included); nil
