@@ -91,6 +91,7 @@ let package = Package(
             dependencies: [
                 "AccountWorker",
                 "Kafka",
+                "UseAPI",
                 "UseAPISimulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -43,7 +43,7 @@ run() { # name, extra libFuzzer flag, seed inputs...
 }
 
 build JSONParserFuzz Sources/StrictJSON/*.swift Fuzz/JSONParserTarget.swift
-build RetryAfterFuzz Sources/UseAPI/RetryAfter.swift Sources/UseAPI/HintDate.swift Fuzz/RetryAfterTarget.swift
+build RetryAfterFuzz Sources/UseAPI/RetryAfter.swift Sources/UseAPI/UntrustedDate.swift Fuzz/RetryAfterTarget.swift
 
 run JSONParserFuzz -detect_leaks=1 \
   '{"id":"c-1","email":"alice@example.com","password":"pw","maxJobs":5,"note":1e400}' \

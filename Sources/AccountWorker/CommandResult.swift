@@ -113,8 +113,7 @@ public struct CommandResult: Sendable, Encodable, Equatable {
         jwtExpiresAt = (0...Self.latestTimestamp).contains(exp) ? Self.iso8601(Date(timeIntervalSince1970: exp)) : nil
     }
 
-    /// 9999-12-31T23:59:59.999Z, the last instant a four-digit year can write.
-    static let latestTimestamp: Double = 253_402_300_799.999
+    static let latestTimestamp = UTCTimestamp.latest
 
     /// For a record Kafka refused as too large or invalid: texts cut to a
     /// quarter of their limit, a string JWT id cut likewise.

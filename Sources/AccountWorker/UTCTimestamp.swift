@@ -10,8 +10,12 @@ import Foundation
 /// Dates are proleptic Gregorian, as ISO 8601 says (the format style
 /// switches to the Julian calendar before 1582); callers keep to years
 /// 1970-9999.
-enum UTCTimestamp {
-    static func string(from date: Date) -> String {
+public enum UTCTimestamp {
+    /// 9999-12-31T23:59:59.999Z, the last instant a four-digit year can write.
+    public static let latest: Double = 253_402_300_799.999
+
+    /// The timestamp; empty for a date more than about 31,000 years from 1970.
+    public static func string(from date: Date) -> String {
         let interval = date.timeIntervalSince1970
         guard interval.isFinite, abs(interval) < 1e12 else { return "" }
         // Whole seconds, then the fraction's milliseconds rounded down, as

@@ -1,4 +1,6 @@
+import AccountWorker
 import Foundation
+import UseAPI
 
 /// Times and durations as operators type them.
 public enum OperatorTime {
@@ -15,22 +17,32 @@ public enum OperatorTime {
     }
 
     /// An ISO-8601 time (fractional seconds allowed), or a duration meaning
-    /// that long before `now` ("1h"); nil when neither.
+    /// that long before `now` ("1h"); nil when neither. Read by
+    /// `UntrustedDate`: the text may come from a record of the status topic.
     public static func instant(_ text: String, now: Date = Date()) -> Date? {
         if let seconds = duration(text) { return now.addingTimeInterval(-seconds) }
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.utf8.count <= 64 else { return nil }
+        return UntrustedDate.iso8601(trimmed).map(Date.init(timeIntervalSince1970:))
     }
 
-    /// "2026-11-29 10:00:00" in UTC.
+    /// "2026-11-29 10:00:00" in UTC; empty for a date no four-digit year can
+    /// write (a JWT's `exp` is whatever useapi sent).
     public static func format(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return formatter.string(from: date)
+        iso8601(date).map { String($0.dropLast()).replacingOccurrences(of: "T", with: " ") } ?? ""
+    }
+
+    /// "2026-11-29T10:00:00Z"; nil for a date outside years 1970-9999.
+    public static func iso8601(_ date: Date) -> String? {
+        guard (0...UTCTimestamp.latest).contains(date.timeIntervalSince1970) else { return nil }
+        return UTCTimestamp.string(from: date).prefix(19) + "Z"
+    }
+
+    /// Whole seconds from `now` to `date`, clamped to ±100 years: `date` may
+    /// come from a record (`jwt.exp: -1e300`), and `Int(_:)` would trap.
+    public static func secondsUntil(_ date: Date, from now: Date) -> Int {
+        let limit = 100 * 366 * 86_400.0
+        let seconds = min(max(date.timeIntervalSince(now), -limit), limit)
+        return seconds.isNaN ? 0 : Int(seconds)
     }
 }

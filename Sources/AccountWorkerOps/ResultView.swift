@@ -43,11 +43,7 @@ public enum ResultTable {
         var remaining = ""
         if let exp = result.jwt?.exp {
             let date = Date(timeIntervalSince1970: exp)
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = "yyyy-MM-dd HH:mm"
-            expires = formatter.string(from: date)
+            expires = String(OperatorTime.format(date).prefix(16))
             remaining = relative(date.timeIntervalSince(now))
         }
         let error = [result.error, result.errorDetails].compactMap { $0 }.joined(separator: " — ")
@@ -61,7 +57,8 @@ public enum ResultTable {
     /// "in 29d", "in 5h", "in 12m", or "expired".
     public static func relative(_ seconds: TimeInterval) -> String {
         if seconds <= 0 { return "expired" }
-        if seconds >= 86_400 { return "in \(Int(seconds / 86_400))d" }
+        // `seconds` may come from a record (`jwt.exp: 1e300`): no Int(_:) trap.
+        if seconds >= 86_400 { return "in \(Int(min(seconds, 1e12) / 86_400))d" }
         if seconds >= 3_600 { return "in \(Int(seconds / 3_600))h" }
         return "in \(max(1, Int(seconds / 60)))m"
     }

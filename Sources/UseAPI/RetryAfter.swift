@@ -19,7 +19,7 @@ public enum RetryAfter {
             return Double(trimmed).flatMap(duration(seconds:))
         }
         // The three HTTP-date forms are 24 to 33 characters long.
-        guard (20...40).contains(trimmed.utf8.count), let seconds = HintDate.http(trimmed) else { return nil }
+        guard (20...40).contains(trimmed.utf8.count), let seconds = UntrustedDate.http(trimmed) else { return nil }
         return until(Date(timeIntervalSince1970: seconds), now: now)
     }
 
@@ -30,7 +30,7 @@ public enum RetryAfter {
         if trimmed.hasPrefix("P") {
             return parseISODuration(trimmed)
         }
-        guard let seconds = HintDate.iso8601(trimmed) else { return nil }
+        guard let seconds = UntrustedDate.iso8601(trimmed) else { return nil }
         return until(Date(timeIntervalSince1970: seconds), now: now)
     }
 

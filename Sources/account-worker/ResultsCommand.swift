@@ -131,8 +131,8 @@ struct ResultsCommand: AsyncParsableCommand {
         if format == .json {
             for entry in expiring {
                 let object: [String: Any] = [
-                    "email": entry.status.email ?? entry.key, "jwtExpiresAt": ISO8601DateFormatter().string(from: entry.expiresAt),
-                    "expiresInSeconds": Int(entry.expiresAt.timeIntervalSince(now)), "commandId": entry.status.commandId ?? NSNull(),
+                    "email": entry.status.email ?? entry.key, "jwtExpiresAt": OperatorTime.iso8601(entry.expiresAt) ?? NSNull(),
+                    "expiresInSeconds": OperatorTime.secondsUntil(entry.expiresAt, from: now), "commandId": entry.status.commandId ?? NSNull(),
                 ]
                 if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
                     emit(String(decoding: data, as: UTF8.self))

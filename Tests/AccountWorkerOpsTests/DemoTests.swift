@@ -70,6 +70,24 @@ struct OperatorPieceTests {
         #expect(OperatorTime.instant("yesterday") == nil)
     }
 
+    @Test("times from records: hostile text and absurd dates give nil, empty or clamped values, never a trap")
+    func hostileTimes() {
+        // The bytes that made DateFormatter trap, as a record's jwtExpiresAt.
+        let crash = String(decoding: [0x53, 0x75, 0xDF, 0xB1, 0x90, 0x89, 0x20, 0x20, 0x37, 0x20, 0x30, 0x3A, 0x34, 0x39] as [UInt8], as: UTF8.self)
+        #expect(OperatorTime.instant(crash) == nil)
+        #expect(OperatorTime.instant(String(repeating: "9", count: 10_000) + "-") == nil)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        for absurd in [1e300, -1e300, 1e12, -62_167_219_201] {
+            let date = Date(timeIntervalSince1970: absurd)
+            #expect(OperatorTime.format(date) == "" && OperatorTime.iso8601(date) == nil, "\(absurd)")
+            #expect(abs(OperatorTime.secondsUntil(date, from: now)) <= 100 * 366 * 86_400)
+            _ = ResultTable.relative(date.timeIntervalSince(now))
+        }
+        #expect(OperatorTime.format(Date(timeIntervalSince1970: 1_795_946_400.5)) == "2026-11-29 10:00:00")
+        #expect(OperatorTime.iso8601(Date(timeIntervalSince1970: 1_795_946_400.5)) == "2026-11-29T10:00:00Z")
+        #expect(ResultTable.relative(1e300) == "in 11574074d")
+    }
+
     @Test("the status report: latest record per key wins, a tombstone forgets, only ok accounts with a JWT expire")
     func statusReport() throws {
         var report = AccountStatusReport()

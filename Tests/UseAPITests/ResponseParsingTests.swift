@@ -37,26 +37,26 @@ struct ResponseParsingTests {
     @Test("hint dates are read without ICU, as DateFormatter read them: IMF-fixdate, RFC 850, asctime, ISO-8601 with offsets")
     func hintDates() {
         // Sun, 06 Nov 1994 08:49:37 GMT is 784111777 (RFC 9110's example).
-        #expect(HintDate.http("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
-        #expect(HintDate.http("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)
-        #expect(HintDate.http("Sun Nov  6 08:49:37 1994") == 784_111_777)
-        #expect(HintDate.http("Thu, 29 Feb 2024 23:59:59 GMT") == 1_709_251_199)
-        #expect(HintDate.iso8601("1994-11-06T08:49:37Z") == 784_111_777)
-        #expect(HintDate.iso8601("1994-11-06T10:49:37+02:00") == 784_111_777)
-        #expect(HintDate.iso8601("1994-11-06T03:19:37-0530") == 784_111_777)
-        #expect(HintDate.iso8601("1994-11-06T08:49:37.25Z") == 784_111_777.25)
+        #expect(UntrustedDate.http("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
+        #expect(UntrustedDate.http("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)
+        #expect(UntrustedDate.http("Sun Nov  6 08:49:37 1994") == 784_111_777)
+        #expect(UntrustedDate.http("Thu, 29 Feb 2024 23:59:59 GMT") == 1_709_251_199)
+        #expect(UntrustedDate.iso8601("1994-11-06T08:49:37Z") == 784_111_777)
+        #expect(UntrustedDate.iso8601("1994-11-06T10:49:37+02:00") == 784_111_777)
+        #expect(UntrustedDate.iso8601("1994-11-06T03:19:37-0530") == 784_111_777)
+        #expect(UntrustedDate.iso8601("1994-11-06T08:49:37.25Z") == 784_111_777.25)
         for malformed in [
             "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 6 Nov 1994 08:49:37 GMT",
             "Sun Nov 6 08:49:37 1994", "1994-13-06T08:49:37Z", "1994-11-06T08:49:37", "1994-11-06T08:49:37.Z",
             "1994-11-06T08:49:37.1234567890Z", "1994-11-06T08:49:37+24:00", "9999-99-99T99:99:99Z", "",
         ] {
-            #expect(HintDate.http(malformed) == nil && HintDate.iso8601(malformed) == nil, "\(malformed)")
+            #expect(UntrustedDate.http(malformed) == nil && UntrustedDate.iso8601(malformed) == nil, "\(malformed)")
         }
         let formatter = ISO8601DateFormatter()
         var random = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
             let date = Date(timeIntervalSince1970: Double(Int64.random(in: 0...253_402_300_799, using: &random)))
-            #expect(HintDate.iso8601(formatter.string(from: date)) == date.timeIntervalSince1970)
+            #expect(UntrustedDate.iso8601(formatter.string(from: date)) == date.timeIntervalSince1970)
         }
     }
 

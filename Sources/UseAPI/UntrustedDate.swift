@@ -1,14 +1,14 @@
-/// The dates useapi's wait hints carry, read without Foundation's formatters:
-/// ICU, under `DateFormatter` and `ISO8601DateFormatter`, stopped the process
-/// on hostile input (a trap on non-ASCII bytes, and SIGFPE inside
+/// Dates from outside (useapi's wait hints, records of the status topic,
+/// operators' flags), read without Foundation's formatters: ICU, under
+/// `DateFormatter` and `ISO8601DateFormatter`, stopped the process on hostile input (a trap on non-ASCII bytes, and SIGFPE inside
 /// `SimpleDateFormat::parse` on a fuzzed ASCII timestamp). Every form has a
 /// fixed shape, so each is checked byte by byte and converted with integer
 /// arithmetic on bounded fields: nothing here can trap.
-enum HintDate {
+public enum UntrustedDate {
     /// Seconds since 1970 of an ISO-8601 timestamp in RFC 3339's shape:
     /// `2024-11-22T09:10:28Z`, with an optional fraction (`.5`, up to 9
     /// digits) and `Z`, `+02:00` or `-0530`. nil when anything else.
-    static func iso8601(_ text: String) -> Double? {
+    public static func iso8601(_ text: String) -> Double? {
         var reader = Reader(Array(text.utf8))
         guard let year = reader.number(digits: 4), reader.skip("-"), let month = reader.number(digits: 2), reader.skip("-"),
             let day = reader.number(digits: 2), reader.skip("T") || reader.skip("t") || reader.skip(" "),
@@ -44,7 +44,7 @@ enum HintDate {
     /// `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`
     /// or asctime `Sun Nov  6 08:49:37 1994`. The weekday is not checked
     /// against the date (a sender's mistake there changes nothing).
-    static func http(_ text: String) -> Double? {
+    public static func http(_ text: String) -> Double? {
         var reader = Reader(Array(text.utf8))
         guard reader.letters() != nil else { return nil }
         if reader.skip(",") {
