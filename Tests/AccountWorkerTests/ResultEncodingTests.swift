@@ -15,7 +15,7 @@ struct ResultEncodingTests {
         "", "plain", "quote \" backslash \\ slash /", "\u{0}\u{1}\u{8}\u{9}\u{A}\u{C}\u{D}\u{1F}\u{7F}", "é ü 漢字 😀",
         "\u{2028}\u{2029}", "</script>", String(repeating: "x", count: 2_000), String(repeating: "é", count: 1_100),
     ]
-    static let numbers: [Double] = [0, -0.0, 1, 1.5, 1_735_689_600, 1e16, 1.5e300, -2.5e-300, 5e-324, .greatestFiniteMagnitude, 0.1]
+    static let numbers: [Double] = [0, -0.0, 1, 1.5, 1_735_689_600, 1e16, 1.5e300, -2.5e-300, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 0.1]
     static let ids: [UseAPIScalar?] = [nil, .int(0), .int(.min), .int(.max), .double(2.5), .double(1e300), .string("id \" \\ \u{1}")]
 
     static func expectedBytes(_ value: some Encodable) throws -> [UInt8] {

@@ -51,7 +51,11 @@ final class WorkerHarness: Sendable {
     let group: String
     let producer: KafkaProducer
     let logs = LogCapture()
-    private let reader: KafkaConsumer
+    /// Warnings and errors of every Kafka client here (the worker's and the
+    /// reader's), shown when a wait times out: a mock-cluster join that
+    /// failed reads differently from a worker that never consumed.
+    let kafkaWarnings = LogCapture()
+    private let reader: KafkaReader
     private final class Inbox: Sendable {
         let records = Mutex<[Received]>([])
     }
@@ -83,18 +87,21 @@ final class WorkerHarness: Sendable {
         simulatorTask = Task { try await simulator.run() }
 
         producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: Self.client(cluster)), logger: quiet)
-        var readerConfiguration = KafkaConsumerConfiguration(
-            client: Self.client(cluster),
-            groupID: "reader-\(suffix)",
-            topics: [resultTopic, dlqTopic, statusTopic]
-        )
-        readerConfiguration.client.properties["fetch.wait.max.ms"] = "50"
-        let reader = try KafkaConsumer(configuration: readerConfiguration, logger: quiet)
+        // The reader assigns the output topics' partitions directly (like
+        // kcat): no consumer group to join, so a mock-cluster join that stalls
+        // under load can only hit the worker under test, never the observer.
+        var readerClient = Self.client(cluster)
+        readerClient.properties["fetch.wait.max.ms"] = "50"
+        let reader = try KafkaReader(client: readerClient, logger: kafkaWarnings.logger(label: "reader", level: .warning))
         self.reader = reader
+        let outputs = [resultTopic, dlqTopic, statusTopic]
+        try await reader.assign(
+            Dictionary(uniqueKeysWithValues: outputs.map { (KafkaTopicPartition(topic: $0, partition: 0), Optional(Int64(0))) })
+        )
         let received = self.received
         readerTask = Task {
-            for try await event in reader.events {
-                guard case .message(let message) = event else { continue }
+            while !Task.isCancelled {
+                guard case .message(let message) = try await reader.next(timeout: .milliseconds(100)) else { continue }
                 let raw = String(decoding: message.value ?? [], as: UTF8.self)
                 let json = (try? JSONParser().parse(Array(raw.utf8))) ?? .null
                 let record = Received(
@@ -153,7 +160,8 @@ final class WorkerHarness: Sendable {
             logger: logs.logger(level: .debug),
             kafkaLogger: kafkaLogs?.logger(label: "kafka-\(settings.workerID)", level: .debug)
                 ?? (ProcessInfo.processInfo.environment["HARNESS_KAFKA_LOGS"] == nil
-                    ? quietLogger : logs.logger(label: "kafka-\(settings.workerID)", level: .debug)),
+                    ? kafkaWarnings.logger(label: "kafka-\(settings.workerID)", level: .warning)
+                    : logs.logger(label: "kafka-\(settings.workerID)", level: .debug)),
             metricsFactory: metricsFactory ?? NOOPMetricsHandler.instance
         )
         let group = ServiceGroup(configuration: .init(services: before + [components.service], logger: quietLogger))
@@ -189,7 +197,7 @@ final class WorkerHarness: Sendable {
         let deadline = ContinuousClock.now + timeout
         while results.count < count {
             guard ContinuousClock.now < deadline else {
-                throw HarnessTimeout(description: "\(results.count) of \(count) results after \(timeout)")
+                throw HarnessTimeout(description: "\(results.count) of \(count) results after \(timeout)\n\(diagnosis)")
             }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -202,14 +210,34 @@ final class WorkerHarness: Sendable {
     func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
-            guard ContinuousClock.now < deadline else { throw HarnessTimeout(description: "timed out waiting for \(what)") }
+            guard ContinuousClock.now < deadline else {
+                throw HarnessTimeout(description: "timed out waiting for \(what)\n\(diagnosis)")
+            }
             try await Task.sleep(for: .milliseconds(25))
         }
     }
 
+    /// What a timed-out wait reports, so a failure on a loaded CI runner
+    /// says where the commands stopped: useapi calls made, records read per
+    /// topic, the Kafka clients' warnings and the worker's last log lines.
+    var diagnosis: String {
+        let records = all
+        let counts = [commandTopic, resultTopic, dlqTopic, statusTopic].map { topic in
+            "\(topic)=\(records.filter { $0.topic == topic }.count)"
+        }
+        return """
+            useapi calls: \(simulator.journal.totalRequests); records read: \(counts.joined(separator: " "))
+            kafka warnings (last 20):
+              \(kafkaWarnings.all.suffix(20).joined(separator: "\n  "))
+            worker log (last 30):
+              \(logs.all.suffix(30).joined(separator: "\n  "))
+            """
+    }
+
     func shutdown() async {
-        await reader.close()
+        readerTask.cancel()
         _ = await readerTask.result
+        await reader.close()
         await producer.close()
         simulatorTask.cancel()
         _ = await simulatorTask.result
