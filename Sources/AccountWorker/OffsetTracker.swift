@@ -71,6 +71,21 @@ public struct OffsetTracker: Sendable {
         return commits
     }
 
+    /// Per partition, the highest tracked offset that is finished or not
+    /// listed in `unstarted` (so started, when `unstarted` holds every
+    /// command not yet started). A commit can only pass the unstarted
+    /// offsets below it once they finish: the drain runs them.
+    public func highestStartedOffsets(unstarted: [KafkaTopicPartition: Set<Int64>]) -> [KafkaTopicPartition: Int64] {
+        var highest: [KafkaTopicPartition: Int64] = [:]
+        for (partition, state) in partitions {
+            let waiting = unstarted[partition] ?? []
+            if let entry = state.inFlight.last(where: { $0.done || !waiting.contains($0.offset) }) {
+                highest[partition] = entry.offset
+            }
+        }
+        return highest
+    }
+
     /// Unfinished commands in a partition.
     public func inFlightCount(_ partition: KafkaTopicPartition) -> Int {
         partitions[partition]?.inFlight.count(where: { !$0.done }) ?? 0

@@ -23,6 +23,11 @@ struct WorkerStateMachine {
     private var epochs: [KafkaTopicPartition: Int] = [:]
     private(set) var assigned: Set<KafkaTopicPartition> = []
     private(set) var draining = false
+    /// Set when draining begins: per partition, the highest offset whose
+    /// command had started or finished. A queued command below it still runs
+    /// during the drain, or the final commit would stop at it and every
+    /// finished command above it would be redelivered and reported twice.
+    private var drainHorizons: [KafkaTopicPartition: Int64] = [:]
     private(set) var breaker: CircuitBreaker
     /// The fetch state last asked of the consumer, and that request's generation.
     private(set) var fetchPaused = false
@@ -176,8 +181,10 @@ struct WorkerStateMachine {
 
     /// Ends the chain's previous command (nil on the chain's first step;
     /// `completed` when its result was acknowledged) and picks the next one,
-    /// in one transition. Stale commands, and while draining every command
-    /// not yet started, are dropped on the way: their offsets stay
+    /// in one transition. Stale commands are dropped on the way, and so,
+    /// while draining, is every command not yet started that no drain
+    /// horizon covers, with the rest of its chain (a later command of the
+    /// account must not run before a dropped one). Dropped offsets stay
     /// uncommitted, so they are redelivered.
     mutating func step(chain key: String, finished: WorkItem?, completed: Bool) -> ChainStep {
         var released = 0
@@ -191,13 +198,18 @@ struct WorkerStateMachine {
         }
         var next: WorkItem?
         while let item = chains[key]?.popFirst() {
-            if !draining, isCurrent(item) {
+            if isCurrent(item), !draining || isBelowDrainHorizon(item) {
                 started[item.partition, default: 0] += 1
                 next = item
                 break
             }
             buffered -= 1
             released += 1
+            if draining, let rest = chains[key] {
+                buffered -= rest.count
+                released += rest.count
+                chains[key] = nil
+            }
         }
         if next == nil { chains[key] = nil }
         return ChainStep(next: next, fetch: updateFetching(), resume: takeSatisfiedWaiters(), buffered: buffered, released: released)
@@ -298,9 +310,28 @@ struct WorkerStateMachine {
 
     // MARK: Draining
 
+    /// Shutdown: pause fetching, take no new message, and from now on start
+    /// only the queued commands that lie below a started or finished one of
+    /// their partition (the gaps the final commit could not pass). The rest
+    /// are handed back, uncommitted.
     mutating func beginDraining() -> (FetchChange?, [Continuation]) {
+        if !draining {
+            var unstarted: [KafkaTopicPartition: Set<Int64>] = [:]
+            for chain in chains.values {
+                for item in chain { unstarted[item.partition, default: []].insert(item.message.offset) }
+            }
+            drainHorizons = tracker.highestStartedOffsets(unstarted: unstarted)
+        }
         draining = true
         return (updateFetching(), takeSatisfiedWaiters())
+    }
+
+    /// While draining: whether a queued command lies below a command of its
+    /// partition that started or finished, so it must run for the final
+    /// commit to cover that one.
+    private func isBelowDrainHorizon(_ item: WorkItem) -> Bool {
+        guard let horizon = drainHorizons[item.partition] else { return false }
+        return item.message.offset < horizon
     }
 
     // MARK: Offsets

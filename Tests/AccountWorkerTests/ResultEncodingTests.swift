@@ -25,7 +25,7 @@ struct ResultEncodingTests {
     }
 
     static func results(text: String, number: Double, id: UseAPIScalar?) -> [CommandResult] {
-        var base = CommandResult(
+        let base = CommandResult(
             commandId: text, type: .upsert, email: text, status: .ok, code: 200, maxJobs: 3, jwt: nil, jwtExpiresAt: nil,
             error: nil, errorDetails: nil, stage: nil, attempts: 2, durationMs: 17,
             source: .init(topic: text, partition: 5, offset: .max), worker: text, processedAt: "2026-11-29T10:00:00.000Z"
@@ -49,7 +49,6 @@ struct ResultEncodingTests {
         failedBare.error = nil
         failedBare.errorDetails = nil
         failedBare.stage = nil
-        base.type = .upsert
         return [base, upsert, bare, delete, failed, failedBare]
     }
 

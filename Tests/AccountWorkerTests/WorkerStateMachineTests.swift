@@ -139,6 +139,56 @@ struct WorkerStateMachineTests {
         #expect(state.takeCommits(force: true) == [partition: 1], "the handed-back command was committed")
     }
 
+    @Test("draining runs the queued commands below a started or finished one of their partition, so the final commit covers it")
+    func drainingClosesGaps() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        // Offsets 0-5 of one partition: a's chain ran ahead of b's.
+        for (offset, email) in [(0, "b"), (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "c")] {
+            accept(&state, Int64(offset), email: "\(email)@x.io")
+        }
+        let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
+        let a1 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        let a3 = state.step(chain: "a@x.io", finished: a1, completed: true).next!
+        #expect(a3.message.offset == 3)
+        _ = state.beginDraining()
+        // b's queued 2 lies below a's running 3: it runs. b's 4 and c's 5 lie
+        // above everything started: handed back.
+        let b2 = state.step(chain: "b@x.io", finished: b0, completed: true).next
+        #expect(b2?.message.offset == 2, "a gap below a started command was handed back")
+        let bEnd = state.step(chain: "b@x.io", finished: b2, completed: true)
+        #expect(bEnd.next == nil && bEnd.released == 2, "b's 4 ran during the drain")
+        #expect(state.step(chain: "c@x.io", finished: nil, completed: false).next == nil)
+        let aEnd = state.step(chain: "a@x.io", finished: a3, completed: true)
+        #expect(aEnd.next == nil && aEnd.buffered == 0)
+        #expect(state.takeCommits(force: true) == [partition: 4], "the commit stops before a finished command")
+    }
+
+    @Test("draining hands back the rest of a chain once one of its commands is handed back")
+    func drainingKeepsAccountOrder() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        let other = KafkaTopicPartition(topic: "t", partition: 1)
+        state.assign([partition, other])
+        // One account on two partitions (its records keyed by something
+        // else): a's 0@p0 runs, its 1@p0 lies above everything started in p0
+        // and is handed back. Its 0@p1 lies below z's running 1@p1, yet must
+        // not run: it would be applied before a's 1@p0, which comes first.
+        accept(&state, 0, email: "a@x.io")
+        accept(&state, 1, email: "a@x.io")
+        let onOther = KafkaMessage(topic: "t", partition: 1, offset: 0, key: nil, value: Array(#"{"id":"x","email":"a@x.io","password":"p","maxJobs":1}"#.utf8))
+        _ = state.accept(onOther, decoded: CommandDecoder().decode(onOther.value), receivedAt: now)
+        let onOtherLater = KafkaMessage(topic: "t", partition: 1, offset: 1, key: nil, value: Array(#"{"id":"y","email":"z@x.io","password":"p","maxJobs":1}"#.utf8))
+        _ = state.accept(onOtherLater, decoded: CommandDecoder().decode(onOtherLater.value), receivedAt: now)
+        let z = state.step(chain: "z@x.io", finished: nil, completed: false).next!
+        let a0 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        _ = state.beginDraining()
+        let aEnd = state.step(chain: "a@x.io", finished: a0, completed: true)
+        #expect(aEnd.next == nil && aEnd.released == 3, "a command of the account ran after an earlier one was handed back")
+        let zEnd = state.step(chain: "z@x.io", finished: z, completed: true)
+        #expect(zEnd.buffered == 0)
+        #expect(state.takeCommits(force: true) == [partition: 1, other: 0])
+    }
+
     @Test("a request rate paces calls one interval apart; 429s halve the concurrency limit, other answers raise it slowly")
     func rateAndAIMD() throws {
         var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 50, maxInFlight: 8)
