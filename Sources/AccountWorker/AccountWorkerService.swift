@@ -107,6 +107,10 @@ public final class AccountWorkerService: Service, Sendable {
     func failFatally(_ error: KafkaError) {
         guard !failedFatally.exchange(true, ordering: .acquiringAndReleasing) else { return }
         failure.withLock { $0 = $0 ?? error }
+        // No command starts and no call is permitted from here on; a drain
+        // or revocation waiting for running work stops waiting.
+        let waiters = state.withLock { $0.halt() }
+        for waiter in waiters { waiter.resume() }
         logger.critical(
             "Kafka client failed fatally: stopping (uncommitted commands are redelivered to the next owner)",
             metadata: ["kafka.error.name": "\(error.name)", "kafka.error.message": "\(error.message)"]
@@ -267,7 +271,7 @@ public final class AccountWorkerService: Service, Sendable {
         var finished: WorkItem?
         var completed = false
         while true {
-            let step = state.withLock { $0.step(chain: key, finished: finished, completed: completed) }
+            let step = state.withLock { $0.step(chain: key, finished: finished, completed: completed, now: .now) }
             consumer.returnCredits(step.released)
             apply(step.fetch)
             for waiter in step.resume { waiter.resume() }
@@ -444,7 +448,11 @@ public final class AccountWorkerService: Service, Sendable {
     // MARK: Shutdown
 
     private func drain() async {
-        let (fetch, waiters) = state.withLock { $0.beginDraining() }
+        // Queued commands below finished ones still run (so the final commit
+        // covers those), but none starts later than a request timeout before
+        // the drain's deadline.
+        let closeGapsUntil = ContinuousClock.now + settings.shutdownTimeout - settings.requestTimeout
+        let (fetch, waiters) = state.withLock { $0.beginDraining(closeGapsUntil: closeGapsUntil) }
         apply(fetch)
         for waiter in waiters { waiter.resume() }
         logger.info(

@@ -28,6 +28,12 @@ struct WorkerStateMachine {
     /// during the drain, or the final commit would stop at it and every
     /// finished command above it would be redelivered and reported twice.
     private var drainHorizons: [KafkaTopicPartition: Int64] = [:]
+    /// Queued commands below a drain horizon start only before this instant,
+    /// so the last of them still has a request timeout's time before the
+    /// drain's own deadline.
+    private var closeGapsUntil: ContinuousClock.Instant?
+    /// A fatal Kafka error: no command starts and no call is permitted again.
+    private(set) var halted = false
     private(set) var breaker: CircuitBreaker
     /// The fetch state last asked of the consumer, and that request's generation.
     private(set) var fetchPaused = false
@@ -181,12 +187,19 @@ struct WorkerStateMachine {
 
     /// Ends the chain's previous command (nil on the chain's first step;
     /// `completed` when its result was acknowledged) and picks the next one,
-    /// in one transition. Stale commands are dropped on the way, and so,
-    /// while draining, is every command not yet started that no drain
-    /// horizon covers, with the rest of its chain (a later command of the
-    /// account must not run before a dropped one). Dropped offsets stay
+    /// in one transition. Stale commands are dropped on the way. While
+    /// draining, every command not yet started that no drain horizon covers
+    /// (or that comes after the gap-closing deadline) is dropped with the
+    /// rest of its chain, and so is the rest of a chain whose previous
+    /// command was abandoned: a later command of an account must not run
+    /// before an earlier one that is handed back. Dropped offsets stay
     /// uncommitted, so they are redelivered.
-    mutating func step(chain key: String, finished: WorkItem?, completed: Bool) -> ChainStep {
+    mutating func step(
+        chain key: String,
+        finished: WorkItem?,
+        completed: Bool,
+        now: ContinuousClock.Instant = .now
+    ) -> ChainStep {
         var released = 0
         if let finished {
             buffered -= 1
@@ -195,24 +208,30 @@ struct WorkerStateMachine {
                 started[finished.partition, default: 1] -= 1
                 if completed { tracker.complete(finished.partition, offset: finished.message.offset) }
             }
+            if draining, !completed || !isSameEpoch(finished) {
+                released += dropChain(key)
+            }
         }
         var next: WorkItem?
         while let item = chains[key]?.popFirst() {
-            if isCurrent(item), !draining || isBelowDrainHorizon(item) {
+            if isCurrent(item), !draining || isBelowDrainHorizon(item, now: now) {
                 started[item.partition, default: 0] += 1
                 next = item
                 break
             }
             buffered -= 1
             released += 1
-            if draining, let rest = chains[key] {
-                buffered -= rest.count
-                released += rest.count
-                chains[key] = nil
-            }
+            if draining { released += dropChain(key) }
         }
         if next == nil { chains[key] = nil }
         return ChainStep(next: next, fetch: updateFetching(), resume: takeSatisfiedWaiters(), buffered: buffered, released: released)
+    }
+
+    /// Drops every queued command of a chain; returns how many.
+    private mutating func dropChain(_ key: String) -> Int {
+        guard let rest = chains.removeValue(forKey: key) else { return 0 }
+        buffered -= rest.count
+        return rest.count
     }
 
     // MARK: Calls and the circuit breaker
@@ -238,7 +257,7 @@ struct WorkerStateMachine {
     }
 
     private mutating func permission(for item: WorkItem, now: ContinuousClock.Instant) -> CallPermit {
-        guard isSameEpoch(item) else { return .abandon }
+        guard isSameEpoch(item), !halted else { return .abandon }
         // Pacing and the AIMD limit come before the breaker, which would
         // otherwise hand out a probe that then waits.
         if let nextCallAt, now < nextCallAt { return .wait(nextCallAt - now) }
@@ -312,15 +331,16 @@ struct WorkerStateMachine {
 
     /// Shutdown: pause fetching, take no new message, and from now on start
     /// only the queued commands that lie below a started or finished one of
-    /// their partition (the gaps the final commit could not pass). The rest
-    /// are handed back, uncommitted.
-    mutating func beginDraining() -> (FetchChange?, [Continuation]) {
+    /// their partition (the gaps the final commit could not pass), and only
+    /// until `closeGapsUntil`. The rest are handed back, uncommitted.
+    mutating func beginDraining(closeGapsUntil deadline: ContinuousClock.Instant? = nil) -> (FetchChange?, [Continuation]) {
         if !draining {
             var unstarted: [KafkaTopicPartition: Set<Int64>] = [:]
             for chain in chains.values {
                 for item in chain { unstarted[item.partition, default: []].insert(item.message.offset) }
             }
             drainHorizons = tracker.highestStartedOffsets(unstarted: unstarted)
+            closeGapsUntil = deadline
         }
         draining = true
         return (updateFetching(), takeSatisfiedWaiters())
@@ -328,10 +348,22 @@ struct WorkerStateMachine {
 
     /// While draining: whether a queued command lies below a command of its
     /// partition that started or finished, so it must run for the final
-    /// commit to cover that one.
-    private func isBelowDrainHorizon(_ item: WorkItem) -> Bool {
-        guard let horizon = drainHorizons[item.partition] else { return false }
+    /// commit to cover that one, and there is still time to start it.
+    private func isBelowDrainHorizon(_ item: WorkItem, now: ContinuousClock.Instant) -> Bool {
+        guard !halted, let horizon = drainHorizons[item.partition] else { return false }
+        if let closeGapsUntil, now >= closeGapsUntil { return false }
         return item.message.offset < horizon
+    }
+
+    /// A fatal Kafka error: nothing can be published or committed any more,
+    /// so no command starts and no call is permitted (running calls get
+    /// `.abandon` at their next permit), and every waiter is released: the
+    /// drain and revocations stop waiting for work that cannot be reported.
+    mutating func halt() -> [Continuation] {
+        halted = true
+        draining = true
+        drainHorizons = [:]
+        return takeSatisfiedWaiters()
     }
 
     // MARK: Offsets
@@ -346,8 +378,8 @@ struct WorkerStateMachine {
 
     private func isSatisfied(_ condition: Condition) -> Bool {
         switch condition {
-        case .idle: buffered == 0
-        case .partitionsQuiet(let partitions): partitions.allSatisfy { started[$0, default: 0] == 0 }
+        case .idle: halted || buffered == 0
+        case .partitionsQuiet(let partitions): halted || partitions.allSatisfy { started[$0, default: 0] == 0 }
         }
     }
 

@@ -13,45 +13,43 @@ import UseAPISimulator
 struct WorkerLifecycleTests {
     @Test("graceful shutdown mid-stream loses nothing and reports nothing twice: the drain runs queued commands below finished ones")
     func gracefulShutdown() async throws {
-        // 40 commands for 10 accounts on 2 partitions, two calls at a time.
-        // g0's calls take 4 s, the others' 250 ms, so the other accounts of
-        // g0's partition (g3, g4, g7 and g9 by the key's CRC32) run ahead: at
-        // the stop, g0's second command (offset 5) is queued below their
-        // started or finished ones. Handing it back would leave the commit at
-        // offset 5, and the second worker would report every finished command
-        // above it again; the drain runs it instead.
+        // 40 commands for 10 accounts on one partition (offset = index), two
+        // calls at a time. g0's first call takes 8 s, the others' 250 ms, so
+        // the other accounts run ahead: once one of them finished its second
+        // command (offset 11 or more), g0's second command (offset 10) is
+        // queued below it. Handing it back would leave the commit at 10, and
+        // the second worker would report every finished command above it
+        // again; the drain runs it instead.
         var slowAccount = SimulatedFault(emailPrefix: "g0@")
-        slowAccount.latencyMs = 4_000
+        slowAccount.latencyMs = 8_000
         var slow = SimulatedFault()
         slow.latencyMs = 250
-        let harness = try await WorkerHarness(partitions: 2, faults: [slowAccount, slow])
+        let harness = try await WorkerHarness(partitions: 1, faults: [slowAccount, slow])
         let first = try harness.startWorker(
             await harness.settings(workerID: "first") {
                 $0.maxInFlight = 2
-                $0.requestTimeout = .seconds(20)
-                // The drain runs g0's queued commands below finished ones: 4 s each.
+                $0.requestTimeout = .seconds(10)
+                // Gaps are closed until a request timeout before the drain's end.
                 $0.shutdownTimeout = .seconds(30)
             }
         )
         for index in 0..<40 {
             try await harness.sendUpsert(id: "g-\(index)", email: "g\(index % 10)@x.io", maxJobs: index / 10 + 1)
         }
-        let aheadOfG0 = ["g3@x.io", "g4@x.io", "g7@x.io", "g9@x.io"]
         // The journal records a call when it ends.
         func calls(_ email: String) -> [SimulatorRequestRecord] { harness.simulator.journal.requests.filter { $0.email == email } }
-        try await harness.waitUntil("a second command of g0's partition answered") {
-            aheadOfG0.contains { calls($0).count >= 2 }
+        try await harness.waitUntil("another account's second command answered") {
+            (1..<10).contains { calls("g\($0)@x.io").count >= 2 }
         }
-        let g0CallsAtStop = calls("g0@x.io").count
+        // About 2.5 s in: g0's first call has 5.5 s to go.
+        #expect(calls("g0@x.io").isEmpty, "g0's first call ended before the stop: no gap to close (an overloaded machine?)")
         try await first.stop()
         let callsByFirst = harness.simulator.journal.totalRequests
         #expect(callsByFirst < 40, "the first worker called useapi for everything before its stop; the test proves nothing")
-        if g0CallsAtStop == 0 {
-            // g0's first call was still running, so its second command (and
-            // maybe its third) was queued behind it, below finished commands
-            // of its partition: only the drain can have run it.
-            #expect(calls("g0@x.io").count >= 2, "the drain handed back a command below finished ones")
-        }
+        // g0's second command (and its third, if another account had reached
+        // offset 21) was queued behind its slow first one, below finished
+        // commands: only the drain can have run it.
+        #expect(calls("g0@x.io").count >= 2, "the drain handed back a command below finished ones")
 
         harness.simulator.setFaults([slow])
         let second = try harness.startWorker(await harness.settings(workerID: "second"))

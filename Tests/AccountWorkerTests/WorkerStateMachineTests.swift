@@ -161,7 +161,80 @@ struct WorkerStateMachineTests {
         #expect(state.step(chain: "c@x.io", finished: nil, completed: false).next == nil)
         let aEnd = state.step(chain: "a@x.io", finished: a3, completed: true)
         #expect(aEnd.next == nil && aEnd.buffered == 0)
-        #expect(state.takeCommits(force: true) == [partition: 4], "the commit stops before a finished command")
+        #expect(state.takeCommits(force: true) == [partition: 4], "the commit covers every finished command, up to the first handed back")
+    }
+
+    @Test("a finished command alone sets the drain horizon; no gap starts after the gap-closing deadline")
+    func drainHorizonFromFinishedAndDeadline() {
+        for pastDeadline in [false, true] {
+            var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+            state.assign([partition])
+            for (offset, email) in [(0, "b"), (1, "b"), (2, "a")] {
+                accept(&state, Int64(offset), email: "\(email)@x.io")
+            }
+            let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
+            let a2 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+            #expect(state.step(chain: "a@x.io", finished: a2, completed: true).next == nil, "a's chain is over")
+            _ = state.beginDraining(closeGapsUntil: now + .seconds(10))
+            let stepAt = pastDeadline ? now + .seconds(10) : now + .seconds(9)
+            let b1 = state.step(chain: "b@x.io", finished: b0, completed: true, now: stepAt).next
+            if pastDeadline {
+                #expect(b1 == nil, "a gap command started after the gap-closing deadline")
+                #expect(state.takeCommits(force: true) == [partition: 1])
+            } else {
+                #expect(b1?.message.offset == 1, "a gap below a finished command was handed back")
+                _ = state.step(chain: "b@x.io", finished: b1, completed: true)
+                #expect(state.takeCommits(force: true) == [partition: 3])
+            }
+        }
+    }
+
+    @Test("while draining, a chain whose command was abandoned hands back the rest, even below the horizon")
+    func drainingAfterAbandon() {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        for (offset, email) in [(0, "a"), (1, "a"), (2, "b")] {
+            accept(&state, Int64(offset), email: "\(email)@x.io")
+        }
+        let a0 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        let b2 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
+        _ = state.beginDraining()
+        // a@1 lies below b's running 2, but a@0 was abandoned (not reported):
+        // a@1 must not be applied before it.
+        let aEnd = state.step(chain: "a@x.io", finished: a0, completed: false)
+        #expect(aEnd.next == nil && aEnd.released == 2, "a later command ran after an abandoned one")
+        let bEnd = state.step(chain: "b@x.io", finished: b2, completed: true)
+        #expect(bEnd.buffered == 0)
+        #expect(state.takeCommits(force: true) == [partition: 0])
+    }
+
+    @Test("a fatal Kafka error halts: no command starts, no call is permitted, waiters are released", .timeLimit(.minutes(1)))
+    func halt() async {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        for (offset, email) in [(0, "b"), (1, "a"), (2, "b")] {
+            accept(&state, Int64(offset), email: "\(email)@x.io")
+        }
+        let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
+        let a1 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
+        _ = state.beginDraining()
+        let id = state.makeWaiterID()
+        var released = 0
+        // The drain's idle wait: halting releases it although work is left.
+        await withCheckedContinuation { continuation in
+            let registered = state.wait(for: .idle, id: id, continuation: continuation)
+            #expect(registered, "the drain was idle already")
+            let waiters = state.halt()
+            released = waiters.count
+            for waiter in waiters { waiter.resume() }
+        }
+        #expect(released == 1)
+        let permit = state.permitCall(for: b0, now: now).0
+        #expect(permit == .abandon, "a call was permitted after a fatal error")
+        let bNext = state.step(chain: "b@x.io", finished: b0, completed: false).next
+        #expect(bNext == nil, "b@2 started after a fatal error")
+        let aNext = state.step(chain: "a@x.io", finished: a1, completed: true).next
+        #expect(aNext == nil)
     }
 
     @Test("draining hands back the rest of a chain once one of its commands is handed back")
