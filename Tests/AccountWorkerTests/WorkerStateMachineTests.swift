@@ -10,15 +10,26 @@ struct WorkerStateMachineTests {
     let partition = KafkaTopicPartition(topic: "t", partition: 0)
     let now = ContinuousClock.now
 
-    func message(_ offset: Int64, email: String) -> KafkaMessage {
+    func message(_ offset: Int64, email: String, partition: Int32 = 0) -> KafkaMessage {
         let value = #"{"id":"\#(offset)","email":"\#(email)","password":"p","maxJobs":1}"#
-        return KafkaMessage(topic: "t", partition: 0, offset: offset, key: nil, value: Array(value.utf8))
+        return KafkaMessage(topic: "t", partition: partition, offset: offset, key: nil, value: Array(value.utf8))
     }
 
     @discardableResult
-    func accept(_ state: inout WorkerStateMachine, _ offset: Int64, email: String) -> (WorkItem, WorkerStateMachine.AcceptAction) {
-        let message = message(offset, email: email)
+    func accept(_ state: inout WorkerStateMachine, _ offset: Int64, email: String, partition: Int32 = 0)
+        -> (WorkItem, WorkerStateMachine.AcceptAction)
+    {
+        let message = message(offset, email: email, partition: partition)
         return state.accept(message, decoded: CommandDecoder().decode(message.value), receivedAt: now)
+    }
+
+    /// A state owning partition 0 that accepted one command per `(offset,
+    /// account)`, account `b` meaning `b@x.io`.
+    func accepting(_ records: [(Int64, String)]) -> WorkerStateMachine {
+        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
+        state.assign([partition])
+        for (offset, account) in records { accept(&state, offset, email: "\(account)@x.io") }
+        return state
     }
 
     @Test("one chain per account, in offset order; a finished chain is removed in the same transition")
@@ -141,12 +152,8 @@ struct WorkerStateMachineTests {
 
     @Test("draining runs the queued commands below a started or finished one of their partition, so the final commit covers it")
     func drainingClosesGaps() {
-        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
-        state.assign([partition])
         // Offsets 0-5 of one partition: a's chain ran ahead of b's.
-        for (offset, email) in [(0, "b"), (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "c")] {
-            accept(&state, Int64(offset), email: "\(email)@x.io")
-        }
+        var state = accepting([(0, "b"), (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "c")])
         let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
         let a1 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
         let a3 = state.step(chain: "a@x.io", finished: a1, completed: true).next!
@@ -167,11 +174,7 @@ struct WorkerStateMachineTests {
     @Test("a finished command alone sets the drain horizon; no gap starts after the gap-closing deadline")
     func drainHorizonFromFinishedAndDeadline() {
         for pastDeadline in [false, true] {
-            var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
-            state.assign([partition])
-            for (offset, email) in [(0, "b"), (1, "b"), (2, "a")] {
-                accept(&state, Int64(offset), email: "\(email)@x.io")
-            }
+            var state = accepting([(0, "b"), (1, "b"), (2, "a")])
             let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
             let a2 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
             #expect(state.step(chain: "a@x.io", finished: a2, completed: true).next == nil, "a's chain is over")
@@ -191,11 +194,7 @@ struct WorkerStateMachineTests {
 
     @Test("while draining, a chain whose command was abandoned hands back the rest, even below the horizon")
     func drainingAfterAbandon() {
-        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
-        state.assign([partition])
-        for (offset, email) in [(0, "a"), (1, "a"), (2, "b")] {
-            accept(&state, Int64(offset), email: "\(email)@x.io")
-        }
+        var state = accepting([(0, "a"), (1, "a"), (2, "b")])
         let a0 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
         let b2 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
         _ = state.beginDraining()
@@ -210,11 +209,7 @@ struct WorkerStateMachineTests {
 
     @Test("a fatal Kafka error halts: no command starts, no call is permitted, waiters are released", .timeLimit(.minutes(1)))
     func halt() async {
-        var state = WorkerStateMachine(maxBuffered: 100, breakerThreshold: 3)
-        state.assign([partition])
-        for (offset, email) in [(0, "b"), (1, "a"), (2, "b")] {
-            accept(&state, Int64(offset), email: "\(email)@x.io")
-        }
+        var state = accepting([(0, "b"), (1, "a"), (2, "b")])
         let b0 = state.step(chain: "b@x.io", finished: nil, completed: false).next!
         let a1 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
         _ = state.beginDraining()
@@ -248,10 +243,8 @@ struct WorkerStateMachineTests {
         // not run: it would be applied before a's 1@p0, which comes first.
         accept(&state, 0, email: "a@x.io")
         accept(&state, 1, email: "a@x.io")
-        let onOther = KafkaMessage(topic: "t", partition: 1, offset: 0, key: nil, value: Array(#"{"id":"x","email":"a@x.io","password":"p","maxJobs":1}"#.utf8))
-        _ = state.accept(onOther, decoded: CommandDecoder().decode(onOther.value), receivedAt: now)
-        let onOtherLater = KafkaMessage(topic: "t", partition: 1, offset: 1, key: nil, value: Array(#"{"id":"y","email":"z@x.io","password":"p","maxJobs":1}"#.utf8))
-        _ = state.accept(onOtherLater, decoded: CommandDecoder().decode(onOtherLater.value), receivedAt: now)
+        accept(&state, 0, email: "a@x.io", partition: 1)
+        accept(&state, 1, email: "z@x.io", partition: 1)
         let z = state.step(chain: "z@x.io", finished: nil, completed: false).next!
         let a0 = state.step(chain: "a@x.io", finished: nil, completed: false).next!
         _ = state.beginDraining()
