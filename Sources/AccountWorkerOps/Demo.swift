@@ -48,13 +48,14 @@ public enum Demo {
         var client = KafkaClientConfiguration(bootstrapServers: [cluster.bootstrapServers])
         client.properties["fetch.wait.max.ms"] = "50"
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: quiet)
-        var readerConfiguration = KafkaConsumerConfiguration(
-            client: client,
-            groupID: "demo-reader-\(UUID().uuidString.prefix(6))",
-            topics: [settings.resultTopic, settings.dlqTopic!]
-        )
-        readerConfiguration.autoOffsetReset = .earliest
-        let reader = try KafkaConsumer(configuration: readerConfiguration, logger: quiet)
+        // The output partitions are read directly (like kcat): no consumer
+        // group to join, which on the mock cluster costs seconds and now and
+        // then stalls.
+        let reader = try KafkaReader(client: client, logger: quiet)
+        try await reader.assign([
+            KafkaTopicPartition(topic: settings.resultTopic, partition: 0): 0,
+            KafkaTopicPartition(topic: settings.dlqTopic!, partition: 0): 0,
+        ])
 
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await simulator.run() }
@@ -79,12 +80,8 @@ public enum Demo {
             var summary = ResultSummary()
             var expiring = ExpiringReport()
             let deadline = ContinuousClock.now + options.timeout
-            let watchdog = Task {
-                try await Task.sleep(until: deadline)
-                await reader.close()
-            }
-            for try await event in reader.events {
-                guard case .message(let message) = event else { continue }
+            while ContinuousClock.now < deadline {
+                guard case .message(let message) = try await reader.next(timeout: .milliseconds(100)) else { continue }
                 if message.topic == settings.dlqTopic {
                     summary.deadLetters += 1
                 } else if let result = ResultView.decode(message.value ?? []) {
@@ -96,7 +93,6 @@ public enum Demo {
                     break
                 }
             }
-            watchdog.cancel()
             if options.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

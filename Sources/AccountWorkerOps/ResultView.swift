@@ -56,7 +56,7 @@ public enum ResultTable {
 
     /// "in 29d", "in 5h", "in 12m", or "expired".
     public static func relative(_ seconds: TimeInterval) -> String {
-        if seconds <= 0 { return "expired" }
+        if !(seconds > 0) { return "expired" }  // NaN included
         // `seconds` may come from a record (`jwt.exp: 1e300`): no Int(_:) trap.
         if seconds >= 86_400 { return "in \(Int(min(seconds, 1e12) / 86_400))d" }
         if seconds >= 3_600 { return "in \(Int(seconds / 3_600))h" }

@@ -56,8 +56,11 @@ public final class KafkaReader: Sendable {
     /// offsets-for-times); nil when the broker knows no such record.
     public func offsets(at time: Date, for partitions: [KafkaTopicPartition]) async throws(KafkaError) -> [KafkaTopicPartition: Int64?] {
         guard !partitions.isEmpty else { return [:] }
-        let milliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded(.down))
-        return try await core.offsets(at: max(0, milliseconds), partitions, timeoutMs: timeoutMs)
+        // Clamped before the conversion: Int64(_:) traps on a date past year
+        // 292 million (or NaN), and a time before 1970 means "from the start".
+        let milliseconds = (time.timeIntervalSince1970 * 1000).rounded(.down)
+        let clamped = milliseconds.isNaN ? 0 : Int64(min(max(milliseconds, 0), 9.0e18))
+        return try await core.offsets(at: clamped, partitions, timeoutMs: timeoutMs)
     }
 
     /// Replaces what the reader reads: each partition from its offset

@@ -86,6 +86,8 @@ struct OperatorPieceTests {
         #expect(OperatorTime.format(Date(timeIntervalSince1970: 1_795_946_400.5)) == "2026-11-29 10:00:00")
         #expect(OperatorTime.iso8601(Date(timeIntervalSince1970: 1_795_946_400.5)) == "2026-11-29T10:00:00Z")
         #expect(ResultTable.relative(1e300) == "in 11574074d")
+        #expect(ResultTable.relative(.infinity) == "in 11574074d")
+        #expect(ResultTable.relative(.nan) == "expired" && ResultTable.relative(-.infinity) == "expired")
     }
 
     @Test("the status report: latest record per key wins, a tombstone forgets, only ok accounts with a JWT expire")

@@ -164,4 +164,20 @@ struct ProduceConsumeTests {
         await collector.finish()
         await producer.close()
     }
+
+    @Test("a reader looks up offsets by time for any date: absurd and NaN dates are clamped, never trap")
+    func offsetsForAbsurdTimes() async throws {
+        let env = try KafkaTestEnvironment()
+        let topic = try env.makeTopic()
+        let producer = try env.producer()
+        try await producer.send(topic: topic, key: nil, value: "m".bytes)
+        let reader = try KafkaReader(client: env.client, logger: env.logger)
+        let partition = KafkaTopicPartition(topic: topic, partition: 0)
+        for seconds in [1e300, -1e300, .infinity, -.infinity, .nan, 9.3e15] {
+            let found = try await reader.offsets(at: Date(timeIntervalSince1970: seconds), for: [partition])
+            #expect(found.keys.sorted() == [partition], "\(seconds)")
+        }
+        await reader.close()
+        await producer.close()
+    }
 }
